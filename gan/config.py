@@ -1,0 +1,144 @@
+"""Configuration dataclasses: `ModelConfig` travels with the weights, `TrainConfig` describes one training run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import GanError
+
+# Generators start from a small square and double it with each block: 7 for the MNIST family, 4 for powers of two.
+START_RESOLUTIONS = (7, 4)
+SUPPORTED_IMAGE_SIZES = (28, 32, 56, 64, 112, 128, 256)
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the generator and discriminator; saved as config.json beside the weights."""
+
+    image_size: int = 28  # height = width of generated images, in pixels
+    channels: int = 1  # 1 = grey, 3 = RGB
+    num_classes: int = 10  # number of class labels the models are conditioned on
+    class_names: list[str] = field(default_factory=list)  # human-readable name of each class index
+    latent_dim: int = 128  # size of the noise vector z
+    g_width: int = 32  # generator channels at full resolution; lower resolutions get up to 8x this
+    d_width: int = 32  # discriminator channels at full resolution; lower resolutions get up to 8x this
+    max_width_multiplier: int = 8  # cap on the channel multiplier at low resolutions
+    default_truncation: float = 1.0  # truncation psi that the app and the quiz use unless told otherwise
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            self.class_names = [str(i) for i in range(self.num_classes)]
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise GanError for a configuration the architecture cannot build."""
+        if self.image_size not in SUPPORTED_IMAGE_SIZES:
+            raise GanError(
+                f"image size {self.image_size} is not supported; pick one of {', '.join(map(str, SUPPORTED_IMAGE_SIZES))} "
+                "(the generator doubles a 4x4 or 7x7 start)"
+            )
+        if self.channels not in (1, 3):
+            raise GanError(f"channels must be 1 (grey) or 3 (RGB), not {self.channels}")
+        if self.num_classes < 2:
+            raise GanError(f"a class-conditional GAN needs at least 2 classes, got {self.num_classes}")
+        if len(self.class_names) != self.num_classes:
+            raise GanError(f"{len(self.class_names)} class names given for {self.num_classes} classes")
+        if self.latent_dim < 1 or self.g_width < 1 or self.d_width < 1 or self.max_width_multiplier < 1:
+            raise GanError("latent_dim, g_width, d_width and max_width_multiplier must be positive")
+        if not 0.0 < self.default_truncation <= 1.0:
+            raise GanError(f"default_truncation must be in (0, 1], got {self.default_truncation}")
+
+    @property
+    def start_resolution(self) -> int:
+        """Side of the first feature map of the generator (and last of the discriminator)."""
+        for start in START_RESOLUTIONS:
+            ratio, rest = divmod(self.image_size, start)
+            if rest == 0 and ratio & (ratio - 1) == 0 and ratio >= 4:
+                return start
+        raise GanError(f"image size {self.image_size} is not a power-of-two multiple of 4 or 7")
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of 2x resolution changes between the start resolution and the image."""
+        return (self.image_size // self.start_resolution).bit_length() - 1
+
+    def width_at(self, base: int, level: int) -> int:
+        """Channels at `level` halvings below full resolution (0 = full resolution)."""
+        return base * min(2**level, self.max_width_multiplier)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        """Build from a config.json dict, rejecting keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise GanError(f"config has unknown fields {unknown}; was it written by a newer version of this package?")
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise GanError(f"config is not a valid model config: {error}") from None
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelConfig":
+        try:
+            values = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise GanError(f"no config.json at {path}") from None
+        except json.JSONDecodeError as error:
+            raise GanError(f"{path} is not valid JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise GanError(f"{path} does not hold a JSON object")
+        return cls.from_dict(values)
+
+
+@dataclass
+class TrainConfig:
+    """One training run: data, recipe, schedule and outputs. Saved as training_config.json in the output folder."""
+
+    dataset: str = ""  # Hub dataset id, imagefolder path, or folder of MNIST-format IDX files
+    output_dir: str = "runs/default"  # checkpoints, samples, logs and export/ go here
+    split: str = "train"  # dataset split to train on
+    image_column: str | None = None  # image column of a `datasets` source (default: first Image feature)
+    label_column: str | None = None  # label column of a `datasets` source (default: first ClassLabel feature)
+    # model
+    image_size: int = 28  # images are resized and center-cropped to this
+    channels: int | None = None  # 1 or 3; None = infer from the data
+    latent_dim: int = 128  # size of z
+    g_width: int = 32  # generator base width
+    d_width: int = 32  # discriminator base width
+    # recipe
+    loss: str = "hinge"  # "hinge" or "nonsaturating"
+    batch_size: int = 64  # real images per discriminator step, per process
+    lr_g: float = 2e-4  # generator Adam learning rate
+    lr_d: float = 2e-4  # discriminator Adam learning rate
+    beta1: float = 0.0  # Adam beta1; 0 is the usual choice for spectrally normalised GANs
+    beta2: float = 0.9  # Adam beta2
+    d_steps: int = 1  # discriminator steps per generator step
+    ema_decay: float = 0.999  # decay of the EMA generator's weights
+    ema_start: int = 1000  # steps before the EMA begins averaging (it copies the generator until then)
+    diffaugment: str = "color,translation,cutout"  # DiffAugment policy; "" or "none" disables it
+    max_steps: int = 20000  # generator steps to train for
+    seed: int = 0  # seeds weights, noise and data order
+    num_workers: int = 0  # DataLoader workers; data is in memory, so 0 is usually fastest
+    # outputs
+    checkpoint_every: int = 1000  # steps between full-state checkpoints (0 = only at the end)
+    checkpoints_total_limit: int = 3  # checkpoints kept; older ones are deleted
+    sample_every: int = 500  # steps between fixed-noise sample grids (0 = only at the end)
+    export_every: int = 0  # steps between exports of the EMA generator to export/ (0 = only at the end)
+    sample_seeds: int = 8  # columns of the sample grid: seeds 0..N-1, one row per class
+    log_every: int = 50  # steps between loss logs (and NaN checks)
+    log_with: str | None = None  # accelerate tracker, e.g. "tensorboard"
+    resume: str | None = None  # checkpoint folder to resume from; None = newest in output_dir; "none" = start fresh
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,380 @@
+"""Labeled image data: load a whole dataset into memory as uint8 tensors and feed it to a DataLoader.
+
+Sources, tried in this order: a folder of MNIST-style IDX files, a folder of class subfolders (imagefolder),
+a local `datasets` folder or data file, and finally a Hugging Face Hub dataset id.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gan.errors import GanError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+DATA_FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+SPLIT_FOLDERS = ("train", "test", "validation", "valid", "val")
+IDX_SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+CHANNEL_SAMPLE = 100  # images looked at to decide between grey and colour when channels is not given
+EXPECTED_LAYOUT = ("class subfolders (<folder>/<class>/<image>.png), MNIST IDX files "
+                   "(train-images-idx3-ubyte.gz, ...), or parquet/arrow/csv/json data files")
+
+ImageOpener = tuple[str, Callable[[], Image.Image]]  # (name for error messages, function that opens the image)
+
+
+@dataclass
+class ImageData:
+    """A whole labeled image dataset held in memory."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W), C = 1 or 3, H = W = image_size
+    labels: torch.Tensor  # int64 (N,), values in [0, len(class_names))
+    class_names: list[str]  # one name per label value
+    source: str  # the source string as given, for provenance
+
+
+def load_image_data(source: str, *, split: str = "train", image_size: int, channels: int | None = None,
+                    image_column: str | None = None, label_column: str | None = None) -> ImageData:
+    """Load a whole labeled image dataset into memory, resized/cropped to image_size, converted to channels."""
+    _check_options(image_size=image_size, channels=channels)
+    path = Path(source).expanduser()
+    size = dict(image_size=image_size, channels=channels)
+    if not path.exists() and _looks_like_path(source):
+        raise GanError(f"dataset folder {source} does not exist; check the path.")
+    if path.is_dir() and _idx_file_names(path):
+        images, labels, names = _load_idx(path, split=split, **size)
+    elif path.is_dir() and (root := _imagefolder_root(path, split=split)) is not None:
+        images, labels, names = _load_imagefolder(root, **size)
+    else:
+        ds = _load_local_dataset(path, split=split) if path.exists() else _load_hub_dataset(source, split=split)
+        images, labels, names = _load_hf_dataset(ds, source, image_column=image_column, label_column=label_column,
+                                                 **size)
+    _check_labels(labels, names, source=source)
+    return ImageData(images=images, labels=labels, class_names=names, source=source)
+
+
+def _check_options(*, image_size, channels) -> None:
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8:
+        raise GanError(f"image size must be a whole number of pixels, at least 8 (got {image_size!r}).")
+    if channels not in (None, 1, 3):
+        raise GanError(f"channels must be 1 (grey), 3 (colour) or left unset to infer it (got {channels!r}).")
+
+
+def _check_labels(labels: torch.Tensor, names: list[str], *, source: str) -> None:
+    if len(names) < 2:
+        raise GanError(f"dataset {source} has {len(names)} class(es); a class-conditional GAN needs at least 2.")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= len(names)):
+        raise GanError(f"dataset {source} has labels outside 0..{len(names) - 1} (e.g. -1 for unlabeled rows); "
+                       "use a labeled split or give a class name for every label.")
+
+
+def _looks_like_path(source: str) -> bool:
+    # Hub ids are "name" or "owner/name"; anything else with a separator can only be a (mistyped) path.
+    return source.startswith(("/", "./", "../", "~")) or source.count(os.sep) > 1 or (
+        os.altsep is not None and os.altsep in source) or Path(source).suffix.lower() in DATA_FILE_BUILDERS
+
+
+# ----------------------------------------------------------------------------------------------- conversion
+
+def _convert_images(openers: Iterable[ImageOpener], *, count: int, image_size: int,
+                    channels: int | None) -> torch.Tensor:
+    """Decode, convert and resize every image into one uint8 (N, C, image_size, image_size) tensor."""
+    openers = iter(openers)
+    head = list(itertools.islice(openers, CHANNEL_SAMPLE))
+    if channels is None:
+        channels = 1 if all(_read(name, opener, lambda im: im.mode in GREY_MODES) for name, opener in head) else 3
+    out = np.empty((count, channels, image_size, image_size), dtype=np.uint8)  # (N, C, H, W)
+    for i, (name, opener) in enumerate(itertools.chain(head, openers)):
+        out[i] = _read(name, opener, lambda im: _image_to_array(im, image_size=image_size, channels=channels))
+    return torch.from_numpy(out)
+
+
+def _read(name: str, open_image: Callable[[], Image.Image], use: Callable[[Image.Image], object]):
+    """use(image), turning any decoding failure into a GanError that names the image."""
+    try:
+        with open_image() as image:
+            return use(image)
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        raise GanError(f"could not read image {name} ({err}); fix or remove it.") from err
+
+
+def _image_to_array(image: Image.Image, *, image_size: int, channels: int) -> np.ndarray:
+    mode = "L" if channels == 1 else "RGB"
+    image.draft(mode, (image_size, image_size))  # lets JPEG decode at reduced scale; a no-op for other formats
+    image = _resize_and_crop(_convert_mode(image, mode), image_size)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)  # (H, W[, C]) -> (C, H, W)
+
+
+def _convert_mode(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode == mode and "transparency" not in image.info:
+        return image
+    if image.mode in GREY_MODES - {"1", "L", "LA"}:
+        image = _high_depth_to_grey(image)
+    elif image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        # Composite on white rather than dropping alpha: transparent pixels often hide arbitrary colours,
+        # and icon/sprite datasets are drawn to be seen on a light background.
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image.convert(mode)  # CMYK, YCbCr, P, 1 etc.: PIL's own conversion (RGB -> L uses ITU-R 601 luma)
+
+
+def _high_depth_to_grey(image: Image.Image) -> Image.Image:
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        values = values / 257.0  # 16-bit: 65535 -> 255
+    else:
+        # "I" and "F" don't record their bit depth, so guess the range from the values themselves.
+        peak = values.max(initial=0.0)
+        values = values * 255.0 if peak <= 1.0 else values / 257.0 if peak > 255 else values
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
+
+
+def _resize_and_crop(image: Image.Image, size: int) -> Image.Image:
+    width, height = image.size
+    if (width, height) == (size, size):
+        return image
+    scale = size / min(width, height)
+    new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))
+    resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
+    image = image.resize((new_width, new_height), resample)
+    left, top = (new_width - size) // 2, (new_height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+# ----------------------------------------------------------------------------------------------- IDX (MNIST)
+
+def _idx_file_names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if "idx1-ubyte" in p.name or "idx3-ubyte" in p.name)
+
+
+def _find_idx_file(folder: Path, prefix: str, kind: str, ndim: int) -> Path | None:
+    for stem in (f"{prefix}-{kind}-idx{ndim}-ubyte", f"{prefix}-{kind}.idx{ndim}-ubyte"):
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _read_idx(path: Path, *, ndim: int) -> np.ndarray:
+    """Parse one IDX file of unsigned bytes: magic (0, 0, 0x08, ndim), ndim big-endian uint32 sizes, data."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as err:
+        raise GanError(f"IDX file {path} cannot be read ({err}); re-download it.") from err
+    header = 4 + 4 * ndim
+    if len(raw) < header or raw[:4] != bytes([0, 0, 0x08, ndim]):
+        raise GanError(f"IDX file {path} does not start with the magic number of {ndim}-d unsigned bytes; "
+                       "re-download it.")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = header + int(np.prod(dims))
+    if len(raw) != expected:
+        raise GanError(f"IDX file {path} is truncated or corrupt (shape {dims} needs {expected} bytes, "
+                       f"found {len(raw)}); re-download it.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _load_idx(folder: Path, *, split: str, image_size: int, channels: int | None):
+    prefix = IDX_SPLIT_PREFIXES.get(split)
+    image_file = prefix and _find_idx_file(folder, prefix, "images", 3)
+    label_file = prefix and _find_idx_file(folder, prefix, "labels", 1)
+    if not image_file or not label_file:
+        raise GanError(f"IDX folder {folder} has no image and label files for split '{split}' "
+                       f"(found: {', '.join(_idx_file_names(folder))}); use split 'train' or 'test'.")
+    images, labels = _read_idx(image_file, ndim=3), _read_idx(label_file, ndim=1)  # (N, H, W), (N,)
+    if len(images) != len(labels) or len(images) == 0:
+        raise GanError(f"IDX files {image_file.name} and {label_file.name} hold {len(images)} images and "
+                       f"{len(labels)} labels; they must match and not be empty.")
+    channels = channels or 1  # IDX images are always grey
+    if images.shape[1:] == (image_size, image_size):
+        # Fast path: already the right size, so skip PIL entirely.
+        tensor = torch.from_numpy(np.repeat(images[:, None], channels, axis=1))  # (N, C, H, W)
+    else:
+        openers = ((f"{image_file}[{i}]", lambda a=a: Image.fromarray(a)) for i, a in enumerate(images))
+        tensor = _convert_images(openers, count=len(images), image_size=image_size, channels=channels)
+    return tensor, torch.from_numpy(labels.astype(np.int64)), _idx_class_names(folder, labels)
+
+
+def _idx_class_names(folder: Path, labels: np.ndarray) -> list[str]:
+    for name in ("classes.txt", "class_names.txt"):
+        if (folder / name).is_file():
+            return [line.strip() for line in (folder / name).read_text().splitlines() if line.strip()]
+    count = max(10, int(labels.max()) + 1)
+    if count == 10 and "fashion" in str(folder.resolve()).lower():
+        return list(FASHION_MNIST_CLASSES)
+    return [str(i) for i in range(count)]
+
+
+# ----------------------------------------------------------------------------------------------- imagefolder
+
+def _class_files(folder: Path) -> dict[str, list[Path]]:
+    """Image files under each visible subfolder of folder, by subfolder name, sorted; empty classes left out."""
+    classes = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
+        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                       and not p.name.startswith(".") and p.is_file())
+        if files:
+            classes[sub.name] = files
+    return classes
+
+
+def _imagefolder_root(folder: Path, *, split: str) -> Path | None:
+    """The folder whose subfolders are the classes for this split, or None if folder is no imagefolder."""
+    split_roots = {name: folder / name for name in SPLIT_FOLDERS
+                   if (folder / name).is_dir() and _class_files(folder / name)}
+    if split_roots:
+        if split not in split_roots:
+            raise GanError(f"image folder {folder} has no split '{split}'; available: {', '.join(split_roots)}.")
+        return split_roots[split]
+    if not _class_files(folder):
+        return None
+    if split != "train":
+        raise GanError(f"image folder {folder} has no split subfolders, so only split 'train' is available "
+                       f"(add {folder}/{split}/<class>/ folders for '{split}').")
+    return folder
+
+
+def _load_imagefolder(root: Path, *, image_size: int, channels: int | None):
+    classes = _class_files(root)
+    files = [(path, label) for label, paths in enumerate(classes.values()) for path in paths]
+    openers = ((str(path), lambda p=path: Image.open(p)) for path, _ in files)
+    images = _convert_images(openers, count=len(files), image_size=image_size, channels=channels)
+    return images, torch.tensor([label for _, label in files], dtype=torch.int64), list(classes)
+
+
+# ----------------------------------------------------------------------------------------------- datasets
+
+def _load_local_dataset(path: Path, *, split: str):
+    import datasets  # imported here so `import gan` stays fast for sampling and serving
+
+    if path.is_dir() and any((path / n).is_file() for n in ("dataset_info.json", "state.json", "dataset_dict.json")):
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.Dataset):
+            loaded = {str(loaded.split or "train"): loaded}  # a lone saved Dataset is its own one split
+        if split not in loaded:
+            raise GanError(f"dataset {path} has no split '{split}'; available: {', '.join(loaded)}.")
+        return loaded[split]
+    if path.is_file():
+        builder = DATA_FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise GanError(f"{path} is not a supported data file; give a folder of {EXPECTED_LAYOUT}.")
+        return _call_load_dataset(builder, str(path), data_files=str(path), split=split)
+    if not any(p.suffix.lower() in DATA_FILE_BUILDERS for p in path.rglob("*")):
+        raise GanError(f"dataset folder {path} holds no images; expected {EXPECTED_LAYOUT}.")
+    return _call_load_dataset(str(path), str(path), split=split)
+
+
+def _load_hub_dataset(source: str, *, split: str):
+    try:
+        return _call_load_dataset(source, source, split=split)
+    except GanError:
+        raise
+    except Exception as err:  # noqa: BLE001 - network, auth and not-found errors come in many types
+        raise GanError(f"could not load dataset '{source}' from the Hugging Face Hub ({type(err).__name__}: {err}); "
+                       "check the spelling and your network, or unset HF_HUB_OFFLINE if it is set.") from err
+
+
+def _call_load_dataset(path: str, source: str, **kwargs):
+    import datasets
+
+    try:
+        return datasets.load_dataset(path, **kwargs)
+    except ValueError as err:
+        if "Unknown split" not in str(err):
+            raise
+        raise GanError(f"dataset {source} has no split '{kwargs['split']}': {err}") from err
+
+
+def _load_hf_dataset(ds, source: str, *, image_column: str | None, label_column: str | None,
+                     image_size: int, channels: int | None):
+    import datasets
+
+    image_column = _pick_column(ds, image_column, datasets.Image, role="image", flag="--image-column")
+    label_column = _pick_column(ds, label_column, datasets.ClassLabel, role="class label", flag="--label-column")
+    if len(ds) == 0:
+        raise GanError(f"dataset {source} has no rows; pick a split or dataset that holds images.")
+    labels = np.asarray(ds.select_columns([label_column]).with_format("numpy")[label_column], dtype=np.int64)
+    raw = ds.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
+    images = _convert_images(_hf_image_openers(raw, image_column, source), count=len(ds),
+                             image_size=image_size, channels=channels)
+    return images, torch.from_numpy(labels), list(ds.features[label_column].names)
+
+
+def _pick_column(ds, column: str | None, feature_type: type, *, role: str, flag: str) -> str:
+    columns = ", ".join(f"{name} ({type(f).__name__})" for name, f in ds.features.items())
+    if column is None:
+        column = next((name for name, f in ds.features.items() if isinstance(f, feature_type)), None)
+        if column is None:
+            raise GanError(f"dataset has no {role} column (columns: {columns}); pick one with {flag}.")
+    elif column not in ds.features:
+        raise GanError(f"dataset has no column '{column}' (columns: {columns}); pick one with {flag}.")
+    elif not isinstance(ds.features[column], feature_type):
+        raise GanError(f"column '{column}' is not a{'n' if role[0] in 'aeiou' else ''} {role} "
+                       f"(it is {ds.features[column]!r}); pick one with {flag} (columns: {columns}).")
+    return column
+
+
+def _hf_image_openers(raw, column: str, source: str) -> Iterable[ImageOpener]:
+    """(name, opener) per row, decoding the stored bytes ourselves so a bad row can be named."""
+    row = 0
+    for batch in raw.with_format("arrow").iter(batch_size=1000):
+        for value in batch.column(column).to_pylist():
+            name = f"row {row} of {source}" + (f" ({value['path']})" if value and value.get("path") else "")
+            yield name, lambda v=value: _open_stored_image(v)
+            row += 1
+
+
+def _open_stored_image(value: dict | None) -> Image.Image:
+    if value and value.get("bytes"):
+        return Image.open(io.BytesIO(value["bytes"]))
+    if value and value.get("path"):
+        return Image.open(value["path"])
+    raise ValueError("the row has no image")
+
+
+# ----------------------------------------------------------------------------------------------- batches
+
+class ImageDataset(torch.utils.data.Dataset):
+    """In-memory (image, label) pairs; __getitems__ fetches a whole batch with one tensor index (fast DataLoader)."""
+
+    def __init__(self, data: ImageData):
+        self.images = data.images  # uint8 (N, C, H, W)
+        self.labels = data.labels  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.labels[i]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        # The DataLoader hands this tuple straight to collate_fn, so one gather replaces B item lookups.
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return self.images[index], self.labels[index]  # (B, C, H, W), (B,)
+
+
+def collate_batch(batch):
+    """collate_fn for a DataLoader over ImageDataset: passes the __getitems__ tuple through."""
+    if isinstance(batch, tuple):
+        return batch  # already (images (B, C, H, W), labels (B,)) from __getitems__, or one unbatched item
+    images, labels = zip(*batch)  # a list of single items, e.g. from a wrapper dataset without __getitems__
+    return torch.stack(images), torch.stack(labels)
+
+
+def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [0,255] -> float32 [-1, 1]."""
+    if images_uint8.dtype != torch.uint8:
+        raise TypeError(f"to_model_range expects uint8 images, got {images_uint8.dtype}")
+    return images_uint8.float() / 127.5 - 1.0

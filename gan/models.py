@@ -1,0 +1,145 @@
+"""Generator (ResNet, class-conditional batch norm) and discriminator (ResNet, spectral norm, projection head).
+
+The architecture follows SNGAN / cGAN-PD (Miyato et al. 2018; Miyato & Koyama 2018): residual blocks that double
+the resolution in the generator and halve it in the discriminator. Both models are plain `nn.Module`s built from a
+`ModelConfig` alone; they never move themselves to a device and own no optimizer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from .config import ModelConfig
+from .errors import GanError
+
+
+def class_weights(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """Turn class indices (B,) into one-hot rows (B, K); pass (B, K) class mixtures through unchanged."""
+    if labels.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+            raise GanError(f"class labels must lie in [0, {num_classes - 1}]")
+        return F.one_hot(labels.long(), num_classes).to(dtype)
+    if labels.dim() != 2 or labels.shape[1] != num_classes:
+        raise GanError(f"class mixtures must have shape (batch, {num_classes}), got {tuple(labels.shape)}")
+    return labels.to(dtype)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose gain and bias depend on the class; a mixture of classes mixes their gains and biases."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        # A bias-free linear map of a one-hot row is an embedding lookup; of a mixture, the mixed embedding.
+        self.gain = nn.Linear(num_classes, channels, bias=False)
+        self.bias = nn.Linear(num_classes, channels, bias=False)
+        nn.init.zeros_(self.gain.weight)  # gain starts at exactly 1 for every class
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        gain = 1.0 + self.gain(y)[:, :, None, None]  # (B, C, 1, 1)
+        bias = self.bias(y)[:, :, None, None]
+        return self.norm(x) * gain + bias
+
+
+class GeneratorBlock(nn.Module):
+    """BN-ReLU-up-conv-BN-ReLU-conv with an upsampled 1x1 shortcut; doubles the resolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, num_classes: int):
+        super().__init__()
+        self.norm1 = ConditionalBatchNorm2d(in_channels, num_classes)
+        self.conv1 = _layer(nn.Conv2d(in_channels, out_channels, 3, padding=1))
+        self.norm2 = ConditionalBatchNorm2d(out_channels, num_classes)
+        self.conv2 = _layer(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.shortcut = _layer(nn.Conv2d(in_channels, out_channels, 1))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.norm1(x, y)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(self.norm2(self.conv1(h), y)))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Generator(nn.Module):
+    """Maps noise z (B, latent_dim) and classes (B,) or class mixtures (B, K) to images (B, C, H, W) in [-1, 1]."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.model_config = config
+        levels = config.num_blocks
+        widths = [config.width_at(config.g_width, level) for level in range(levels, -1, -1)]  # start -> full res
+        self.start = config.start_resolution
+        self.stem = _layer(nn.Linear(config.latent_dim, widths[0] * self.start * self.start))
+        self.blocks = nn.ModuleList(
+            GeneratorBlock(widths[i], widths[i + 1], config.num_classes) for i in range(levels)
+        )
+        self.out_norm = nn.BatchNorm2d(widths[-1])
+        self.out_conv = _layer(nn.Conv2d(widths[-1], config.channels, 3, padding=1))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        y = class_weights(labels, self.model_config.num_classes, z.dtype)  # (B, K)
+        h = self.stem(z).view(z.shape[0], -1, self.start, self.start)  # (B, C0, s, s)
+        for block in self.blocks:
+            h = block(h, y)  # resolution doubles each block
+        return torch.tanh(self.out_conv(F.relu(self.out_norm(h))))  # (B, channels, H, W)
+
+
+class DiscriminatorBlock(nn.Module):
+    """ReLU-conv-ReLU-conv with a 1x1 shortcut, optionally halving the resolution (spectral norm everywhere)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, downsample: bool, first: bool):
+        super().__init__()
+        self.downsample, self.first = downsample, first
+        self.conv1 = _layer(nn.Conv2d(in_channels, out_channels, 3, padding=1), spectral=True)
+        self.conv2 = _layer(nn.Conv2d(out_channels, out_channels, 3, padding=1), spectral=True)
+        needs_shortcut_conv = downsample or in_channels != out_channels
+        self.shortcut = _layer(nn.Conv2d(in_channels, out_channels, 1), spectral=True) if needs_shortcut_conv else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The first block sees raw pixels: no ReLU before it (the "optimized block" of SNGAN).
+        h = self.conv2(F.relu(self.conv1(x if self.first else F.relu(x))))
+        if self.downsample:
+            h = F.avg_pool2d(h, 2)
+        return h + self._shortcut(x)
+
+    def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shortcut is None:
+            return x
+        if self.first:  # pool first: the 1x1 conv then runs on 4x fewer pixels
+            return self.shortcut(F.avg_pool2d(x, 2) if self.downsample else x)
+        x = self.shortcut(x)
+        return F.avg_pool2d(x, 2) if self.downsample else x
+
+
+class Discriminator(nn.Module):
+    """Scores images (B, C, H, W) with classes (B,): a realness logit per image, class-aware by projection."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.model_config = config
+        levels = config.num_blocks
+        # Block i reads level i (full resolution = level 0) and halves it; a last block works at the start size.
+        widths = [config.width_at(config.d_width, level) for level in range(levels + 1)]  # full res -> start
+        in_widths = [config.channels] + widths[:-1]
+        blocks = [
+            DiscriminatorBlock(in_widths[i], widths[i], downsample=True, first=i == 0) for i in range(levels)
+        ]
+        blocks.append(DiscriminatorBlock(in_widths[levels], widths[levels], downsample=False, first=False))
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = _layer(nn.Linear(widths[-1], 1), spectral=True)
+        # Projection: the class embedding's inner product with the pooled features (Miyato & Koyama 2018).
+        self.embed = _layer(nn.Embedding(config.num_classes, widths[-1]), spectral=True)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.blocks(images)).sum(dim=(2, 3))  # (B, C) global sum pooling
+        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)  # (B,)
+
+
+def _layer(layer: nn.Module, *, spectral: bool = False) -> nn.Module:
+    """Xavier-uniform weights and zero bias (as in SNGAN), then spectral norm, whose power iteration starts from them."""
+    nn.init.xavier_uniform_(layer.weight)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+    return spectral_norm(layer) if spectral else layer

@@ -1,0 +1,337 @@
+"""The training loop: accelerate runs it on one CPU, one GPU or many processes (DDP) without changes.
+
+Output folder of a run:
+    training_config.json   the TrainConfig of the run (a rerun must match it to resume)
+    checkpoints/step_N/    full state for resume (models, optimizers, EMA, step, RNG); only complete ones appear
+    samples/step_N.png     fixed-noise grids, one row per class, seeds 0..sample_seeds-1 (ψ = 1)
+    timelapse.gif          those grids in order
+    export/                EMA generator + discriminator as safetensors (see gan/hub.py), samples, timelapse
+    logs/                  tracker logs (e.g. TensorBoard) when --log-with is given
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from PIL import Image
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .augment import diff_augment, parse_policy
+from .config import ModelConfig, TrainConfig
+from .data import ImageData, ImageDataset, collate_batch, load_image_data, to_model_range
+from .ema import EMA, recalibrate_batch_norm
+from .errors import GanError
+from .hub import DISCRIMINATOR_FOLDER, save_model
+from .losses import discriminator_loss, generator_loss
+from .models import Discriminator, Generator
+from .sampling import class_grid, save_gif, save_png
+
+CHECKPOINT_PREFIX = "step_"
+PARTIAL_PREFIX = ".partial-"  # a checkpoint is written under this name and renamed when complete
+
+
+@dataclass
+class TrainingState:
+    """The step counter, checkpointed with the models so a resumed run continues where it stopped."""
+
+    step: int = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step = int(state["step"])
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train a class-conditional GAN as `cfg` says; returns the export folder."""
+    out = Path(cfg.output_dir)
+    accelerator = Accelerator(
+        log_with=cfg.log_with,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+    )
+    policy = parse_policy(cfg.diffaugment)
+
+    # Data and models: identical initial weights on every process, then per-process noise.
+    data = load_image_data(
+        cfg.dataset, split=cfg.split, image_size=cfg.image_size, channels=cfg.channels,
+        image_column=cfg.image_column, label_column=cfg.label_column,
+    )
+    model_config = model_config_for(cfg, data)
+    prepare_run_folder(out, cfg, accelerator)
+    set_seed(cfg.seed)
+    generator, discriminator = Generator(model_config), Discriminator(model_config)
+    ema = EMA(generator, decay=cfg.ema_decay, start=cfg.ema_start)
+    set_seed(cfg.seed, device_specific=True)
+    betas = (cfg.beta1, cfg.beta2)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=betas)
+    loader = make_loader(data, cfg, accelerator)
+    generator, discriminator, opt_g, opt_d, loader = accelerator.prepare(generator, discriminator, opt_g, opt_d, loader)
+    ema.model.to(accelerator.device)
+    state = TrainingState()
+    accelerator.register_for_checkpointing(ema, state)
+    resume_checkpoint(accelerator, out, cfg.resume)
+    if cfg.log_with:
+        accelerator.init_trackers("gan", config=cfg.to_dict())
+
+    batches = endless_batches(accelerator, loader, first_batch=state.step * cfg.d_steps)
+    progress = tqdm(total=cfg.max_steps, initial=state.step, disable=not accelerator.is_local_main_process)
+    raw_d = accelerator.unwrap_model(discriminator)
+    images_per_step = cfg.batch_size * cfg.d_steps * accelerator.num_processes
+    clock, clock_step = time.perf_counter(), state.step
+    while state.step < cfg.max_steps:
+        # 1. Discriminator: real batches against fresh fakes of the same classes, both augmented alike.
+        for _ in range(cfg.d_steps):
+            real_u8, labels = next(batches)
+            real = to_model_range(real_u8)
+            z = torch.randn(real.shape[0], model_config.latent_dim, device=real.device)
+            with torch.no_grad(), accelerator.autocast():
+                fake = generator(z, labels)
+            with accelerator.autocast():
+                logits = discriminator(diff_augment(torch.cat([real, fake.to(real.dtype)]), policy), labels.repeat(2))
+                real_logits, fake_logits = logits.chunk(2)
+                loss_d = discriminator_loss(real_logits.float(), fake_logits.float(), cfg.loss)
+            opt_d.zero_grad(set_to_none=True)
+            accelerator.backward(loss_d)
+            opt_d.step()
+
+        # 2. Generator: fool the discriminator. D is called unwrapped with frozen weights, so DDP neither
+        #    synchronises nor computes gradients it would throw away.
+        raw_d.requires_grad_(False)
+        z = torch.randn(real.shape[0], model_config.latent_dim, device=real.device)
+        with accelerator.autocast():
+            loss_g = generator_loss(raw_d(diff_augment(generator(z, labels), policy), labels).float(), cfg.loss)
+        opt_g.zero_grad(set_to_none=True)
+        accelerator.backward(loss_g)
+        opt_g.step()
+        raw_d.requires_grad_(True)
+
+        # 3. EMA of the generator's weights, then bookkeeping.
+        ema.update(accelerator.unwrap_model(generator), state.step)
+        state.step += 1
+        progress.update(1)
+        step, last = state.step, state.step == cfg.max_steps
+        if step % cfg.log_every == 0 or last:
+            now = time.perf_counter()
+            speed = images_per_step * (step - clock_step) / max(now - clock, 1e-9)
+            losses = check_losses(accelerator, loss_d, loss_g, step)
+            progress.set_postfix(loss_d=f"{losses['loss_d']:.3f}", loss_g=f"{losses['loss_g']:.3f}", img_s=f"{speed:.0f}")
+            accelerator.log({**losses, "images_per_s": speed}, step=step)
+            clock, clock_step = now, step
+        if due(step, cfg.sample_every, last) and accelerator.is_main_process:
+            save_sample_grid(ema.model, out, step, cfg.sample_seeds)
+        if due(step, cfg.checkpoint_every, last):
+            check_losses(accelerator, loss_d, loss_g, step)
+            save_checkpoint(accelerator, out, step, cfg.checkpoints_total_limit)
+        if due(step, cfg.export_every, False) and not last:
+            export_models(accelerator, out, ema, discriminator, cfg)
+    progress.close()
+
+    export_dir = export_models(accelerator, out, ema, discriminator, cfg)
+    accelerator.end_training()
+    return export_dir
+
+
+def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
+    """The architecture for this run: sizes from the flags, channels and classes from the data."""
+    return ModelConfig(
+        image_size=cfg.image_size,
+        channels=int(data.images.shape[1]),
+        num_classes=len(data.class_names),
+        class_names=list(data.class_names),
+        latent_dim=cfg.latent_dim,
+        g_width=cfg.g_width,
+        d_width=cfg.d_width,
+    )
+
+
+def make_loader(data: ImageData, cfg: TrainConfig, accelerator: Accelerator) -> DataLoader:
+    """Shuffled fixed-size batches; accelerate shards them across processes and seeds the order per epoch."""
+    if len(data.labels) < cfg.batch_size * accelerator.num_processes:
+        raise GanError(
+            f"the dataset has {len(data.labels)} images, fewer than one batch of {cfg.batch_size} per process; "
+            "lower --batch-size or use more data"
+        )
+    return DataLoader(
+        ImageDataset(data), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+        collate_fn=collate_batch, num_workers=cfg.num_workers,
+    )
+
+
+def endless_batches(accelerator: Accelerator, loader: DataLoader, first_batch: int) -> Iterator:
+    """Batches epoch after epoch, starting at batch `first_batch` of the run, in the same order as an unbroken run."""
+    epoch, skip = divmod(first_batch, len(loader))
+    while True:
+        epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
+        epoch_loader.set_epoch(epoch)  # the sampler's permutation is seeded by data_seed + epoch
+        yield from epoch_loader
+        epoch, skip = epoch + 1, 0
+
+
+def due(step: int, every: int, last: bool) -> bool:
+    """Whether a periodic action (every N steps, or only at the end when N is 0) runs at this step."""
+    return last or (every > 0 and step % every == 0)
+
+
+def check_losses(accelerator: Accelerator, loss_d: torch.Tensor, loss_g: torch.Tensor, step: int) -> dict[str, float]:
+    """Average the losses over processes; stop with a clear error, before anything is saved, if one is not finite."""
+    losses = accelerator.reduce(torch.stack([loss_d.detach(), loss_g.detach()]).float(), reduction="mean")
+    values = {"loss_d": losses[0].item(), "loss_g": losses[1].item()}
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise GanError(
+                f"{name} became {value} at step {step}; nothing from this step was saved. Resume from the last "
+                "checkpoint with lower --lr-d/--lr-g, or try --loss nonsaturating"
+            )
+    return values
+
+
+# ---------------------------------------------------------------------------------------------- run folder, resume
+
+
+def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) -> None:
+    """Create the folder, refuse one that holds a different run, drop partial checkpoints, record the config."""
+    config_path = out / "training_config.json"
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        changed = [k for k in RUN_IDENTITY if previous.get(k) != getattr(cfg, k)]
+        if changed and list_checkpoints(out):
+            details = ", ".join(f"{k}: {previous.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
+            raise GanError(
+                f"{out} holds checkpoints of a run with other settings ({details}); "
+                "rerun with the same flags to resume, or choose a new --output-dir"
+            )
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for partial in (out / "checkpoints").glob(PARTIAL_PREFIX + "*"):
+            shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while saving
+        config_path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    accelerator.wait_for_everyone()
+
+
+# Flags that define what a checkpoint holds; changing any other flag (max steps, logging...) still resumes.
+RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "batch_size", "seed")
+
+
+def list_checkpoints(out: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    folder = out / "checkpoints"
+    found = [p for p in folder.glob(CHECKPOINT_PREFIX + "*") if p.is_dir()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def resume_checkpoint(accelerator: Accelerator, out: Path, resume: str | None) -> Path | None:
+    """Load the checkpoint `resume` names, or the newest complete one in the run folder; None if starting fresh."""
+    if resume:
+        path = Path(resume)
+        if not path.is_dir():
+            raise GanError(f"checkpoint {path} does not exist; give a folder like {out}/checkpoints/step_00001000")
+    else:
+        checkpoints = list_checkpoints(out)
+        if not checkpoints:
+            return None
+        path = checkpoints[-1]
+    try:
+        accelerator.load_state(str(path))
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1].strip()[:300]
+        raise GanError(
+            f"checkpoint {path} does not match this model ({first_line}); rerun with the flags it was trained with "
+            "or choose a new --output-dir"
+        ) from None
+    except Exception as error:  # truncated or corrupt files surface as many different exception types
+        raise GanError(
+            f"checkpoint {path} could not be read ({type(error).__name__}: {str(error)[:200]}); "
+            f"pass an older one with --resume, or delete it"
+        ) from None
+    if accelerator.is_main_process:
+        print(f"Resumed from {path}", flush=True)
+    return path
+
+
+def save_checkpoint(accelerator: Accelerator, out: Path, step: int, total_limit: int) -> Path:
+    """Write the full state under a temporary name, then rename it: a killed run never leaves a half checkpoint."""
+    folder = out / "checkpoints"
+    final, partial = folder / f"{CHECKPOINT_PREFIX}{step:08d}", folder / f"{PARTIAL_PREFIX}{step:08d}"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)  # atomic on POSIX: the checkpoint appears complete or not at all
+        for old in list_checkpoints(out)[:-total_limit] if total_limit > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# ---------------------------------------------------------------------------------------------- samples, export
+
+
+def save_sample_grid(ema_generator: torch.nn.Module, out: Path, step: int, num_seeds: int) -> Path:
+    """Save the fixed-noise grid of the EMA generator at this step (after re-estimating its batch-norm statistics)."""
+    recalibrate_batch_norm(ema_generator)
+    folder = out / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    grid = class_grid(ema_generator, seeds=range(num_seeds))
+    return save_png(grid, folder / f"step_{step:08d}.png", scale=grid_scale(ema_generator.model_config))
+
+
+def grid_scale(config: ModelConfig) -> int:
+    """Nearest-neighbour upscaling that makes small images visible in grids and GIFs."""
+    return max(1, 64 // config.image_size)
+
+
+def write_timelapse(out: Path) -> Path | None:
+    """Stitch the saved sample grids into timelapse.gif (the last frame lingers)."""
+    grids = sorted((out / "samples").glob("step_*.png"))
+    if not grids:
+        return None
+    frames = [np.asarray(Image.open(path).convert("RGB")) for path in grids]
+    frames += [frames[-1]] * 5
+    return save_gif(frames, out / "timelapse.gif", duration_ms=250)
+
+
+def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, cfg: TrainConfig) -> Path:
+    """Write the EMA generator and the discriminator (safetensors + config) with samples into out/export."""
+    export_dir = out / "export"
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        staging = out / ".export-staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        recalibrate_batch_norm(ema.model)
+        save_model(ema.model, staging)
+        save_model(accelerator.unwrap_model(discriminator), staging / DISCRIMINATOR_FOLDER)
+        grid = class_grid(ema.model, seeds=range(cfg.sample_seeds))
+        save_png(grid, staging / "samples.png", scale=grid_scale(ema.model.model_config))
+        timelapse = write_timelapse(out)
+        if timelapse:
+            shutil.copyfile(timelapse, staging / "timelapse.gif")
+        shutil.copyfile(out / "training_config.json", staging / "training_config.json")
+        # Swap the finished folder in, so export/ is never seen half-written.
+        previous = out / ".export-previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        if export_dir.exists():
+            os.replace(export_dir, previous)
+        os.replace(staging, export_dir)
+        shutil.rmtree(previous, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return export_dir

@@ -1,0 +1,151 @@
+"""Train a class-conditional GAN: `accelerate launch train.py --dataset SRC --output-dir DIR [...]`.
+
+Works as `python train.py ...` too. Rerunning the same command resumes from the newest complete checkpoint.
+Run with --help for every flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gan.augment import parse_policy
+from gan.config import SUPPORTED_IMAGE_SIZES, TrainConfig
+from gan.errors import GanError
+from gan.losses import LOSSES
+
+DEFAULTS = TrainConfig()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train a class-conditional GAN (ResNet generator with class-conditional batch norm, "
+        "spectral-norm projection discriminator, hinge loss, EMA generator, DiffAugment).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", required=True,
+                      help="Hub dataset id (e.g. fashion_mnist, cifar10), a folder of class subfolders, "
+                      "or a folder of MNIST-format IDX files (e.g. /usr/share/datasets/fashion-mnist)")
+    data.add_argument("--split", default=DEFAULTS.split, help="dataset split to train on")
+    data.add_argument("--image-column", default=None, help="image column of a Hub dataset (default: first Image feature)")
+    data.add_argument("--label-column", default=None, help="label column of a Hub dataset (default: first ClassLabel)")
+    data.add_argument("--image-size", type=int, default=DEFAULTS.image_size,
+                      help=f"resize and center-crop images to this size; one of {SUPPORTED_IMAGE_SIZES}")
+    data.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                      help="1 = grey, 3 = RGB (default: inferred from the data)")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--latent-dim", type=int, default=DEFAULTS.latent_dim, help="size of the noise vector z")
+    model.add_argument("--g-width", type=int, default=DEFAULTS.g_width, help="generator channels at full resolution")
+    model.add_argument("--d-width", type=int, default=DEFAULTS.d_width, help="discriminator channels at full resolution")
+
+    recipe = p.add_argument_group("recipe")
+    recipe.add_argument("--loss", choices=LOSSES, default=DEFAULTS.loss, help="adversarial loss")
+    recipe.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="real images per D step, per process")
+    recipe.add_argument("--lr-g", type=float, default=DEFAULTS.lr_g, help="generator learning rate (Adam)")
+    recipe.add_argument("--lr-d", type=float, default=DEFAULTS.lr_d, help="discriminator learning rate (Adam)")
+    recipe.add_argument("--beta1", type=float, default=DEFAULTS.beta1, help="Adam beta1 for both models")
+    recipe.add_argument("--beta2", type=float, default=DEFAULTS.beta2, help="Adam beta2 for both models")
+    recipe.add_argument("--d-steps", type=int, default=DEFAULTS.d_steps, help="discriminator steps per generator step")
+    recipe.add_argument("--ema-decay", type=float, default=DEFAULTS.ema_decay, help="EMA decay of generator weights")
+    recipe.add_argument("--ema-start", type=int, default=DEFAULTS.ema_start, help="steps before the EMA starts averaging")
+    recipe.add_argument("--diffaugment", default=DEFAULTS.diffaugment,
+                        help="comma-separated DiffAugment ops from color,translation,cutout; 'none' disables")
+    recipe.add_argument("--max-steps", type=int, default=DEFAULTS.max_steps, help="generator steps to train for")
+    recipe.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed for weights, noise and data order")
+    recipe.add_argument("--num-workers", type=int, default=DEFAULTS.num_workers, help="DataLoader worker processes")
+
+    output = p.add_argument_group("output")
+    output.add_argument("--output-dir", required=True, help="run folder: checkpoints, samples, logs, export/")
+    output.add_argument("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every,
+                        help="steps between full-state checkpoints (0: only at the end)")
+    output.add_argument("--checkpoints-total-limit", type=int, default=DEFAULTS.checkpoints_total_limit,
+                        help="number of checkpoints to keep (0: keep all)")
+    output.add_argument("--sample-every", type=int, default=DEFAULTS.sample_every,
+                        help="steps between fixed-noise sample grids (0: only at the end)")
+    output.add_argument("--sample-seeds", type=int, default=DEFAULTS.sample_seeds,
+                        help="columns of the sample grid (seeds 0..N-1), one row per class")
+    output.add_argument("--export-every", type=int, default=DEFAULTS.export_every,
+                        help="steps between exports to OUTPUT_DIR/export (0: only at the end)")
+    output.add_argument("--log-every", type=int, default=DEFAULTS.log_every, help="steps between loss logs")
+    output.add_argument("--log-with", default=None, help="accelerate tracker for losses and images/s, e.g. tensorboard")
+    output.add_argument("--resume", default=None,
+                        help="checkpoint folder to resume from (default: the newest one in OUTPUT_DIR, if any)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Turn parsed flags into a TrainConfig, rejecting values and combinations that cannot work."""
+    values = {k: v for k, v in vars(args).items() if k != "dry_run"}
+    cfg = TrainConfig(**values)
+    positive = ("batch_size", "max_steps", "d_steps", "latent_dim", "g_width", "d_width", "log_every", "sample_seeds")
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise GanError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    non_negative = ("checkpoint_every", "checkpoints_total_limit", "sample_every", "export_every", "num_workers",
+                    "ema_start", "seed")
+    for name in non_negative:
+        if getattr(cfg, name) < 0:
+            raise GanError(f"--{name.replace('_', '-')} must not be negative, got {getattr(cfg, name)}")
+    if cfg.image_size not in SUPPORTED_IMAGE_SIZES:
+        raise GanError(f"--image-size {cfg.image_size} is not supported; choose one of {SUPPORTED_IMAGE_SIZES}")
+    for name in ("lr_g", "lr_d"):
+        if not 0 < getattr(cfg, name) < 1:
+            raise GanError(f"--{name.replace('_', '-')} must be in (0, 1), got {getattr(cfg, name)}")
+    for name in ("beta1", "beta2", "ema_decay"):
+        if not 0 <= getattr(cfg, name) < 1:
+            raise GanError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(cfg, name)}")
+    parse_policy(cfg.diffaugment)
+    return cfg
+
+
+def dry_run(cfg: TrainConfig) -> None:
+    """Print the run and model configuration (loading the data, so a bad dataset shows up now) and the parameter counts."""
+    from accelerate import PartialState
+
+    from gan.data import load_image_data
+    from gan.models import Discriminator, Generator
+    from gan.training import model_config_for
+
+    state = PartialState()
+    data = load_image_data(cfg.dataset, split=cfg.split, image_size=cfg.image_size, channels=cfg.channels,
+                           image_column=cfg.image_column, label_column=cfg.label_column)
+    model_config = model_config_for(cfg, data)
+    if state.is_main_process:
+        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        print(json.dumps({
+            "train": cfg.to_dict(),
+            "model": model_config.to_dict(),
+            "data": {"images": len(data.labels), "shape": list(data.images.shape[1:])},
+            "parameters": {"generator": count(Generator(model_config)),
+                           "discriminator": count(Discriminator(model_config))},
+            "accelerate": {"processes": state.num_processes, "device": str(state.device),
+                           "global_batch_size": cfg.batch_size * state.num_processes},
+        }, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        if args.dry_run:
+            dry_run(cfg)
+            return 0
+        from gan.training import train
+
+        export_dir = train(cfg)
+        print(f"Exported the EMA generator and the discriminator to {export_dir}", flush=True)
+        return 0
+    except GanError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
