@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated DiffAugment ops from color,translation,cutout; 'none' disables")
     recipe.add_argument("--max-steps", type=int, default=DEFAULTS.max_steps, help="generator steps to train for")
     recipe.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed for weights, noise and data order")
+    recipe.add_argument("--cpu-threads", type=int, default=None,
+                        help="torch threads per process when training on CPU (default: available cores / processes)")
     recipe.add_argument("--num-workers", type=int, default=DEFAULTS.num_workers, help="DataLoader worker processes")
 
     output = p.add_argument_group("output")
@@ -98,6 +100,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for name in ("beta1", "beta2", "ema_decay"):
         if not 0 <= getattr(cfg, name) < 1:
             raise GanError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(cfg, name)}")
+    if cfg.cpu_threads is not None and cfg.cpu_threads < 1:
+        raise GanError(f"--cpu-threads must be at least 1, got {cfg.cpu_threads}")
     parse_policy(cfg.diffaugment)
     return cfg
 

@@ -130,6 +130,7 @@ class TrainConfig:
     max_steps: int = 20000  # generator steps to train for
     seed: int = 0  # seeds weights, noise and data order
     num_workers: int = 0  # DataLoader workers; data is in memory, so 0 is usually fastest
+    cpu_threads: int | None = None  # torch threads per process on CPU; None = available cores / processes
     # outputs
     checkpoint_every: int = 1000  # steps between full-state checkpoints (0 = only at the end)
     checkpoints_total_limit: int = 3  # checkpoints kept; older ones are deleted

@@ -58,12 +58,18 @@ class TrainingState:
 def train(cfg: TrainConfig) -> Path:
     """Train a class-conditional GAN as `cfg` says; returns the export folder."""
     out = Path(cfg.output_dir)
+    check_launch()
     accelerator = Accelerator(
+        # Without a GPU, say so: processes started by torchrun (`accelerate launch --multi_gpu`) then form a
+        # gloo group on the CPU instead of each training alone.
+        cpu=not torch.accelerator.is_available(),
         log_with=cfg.log_with,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
     )
     policy = parse_policy(cfg.diffaugment)
+    if accelerator.device.type == "cpu":
+        set_cpu_threads(cfg.cpu_threads, accelerator.num_processes)
 
     # Data and models: identical initial weights on every process, then per-process noise.
     data = load_image_data(
@@ -159,6 +165,26 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
     )
 
 
+def check_launch() -> None:
+    """Refuse the silent single process that `accelerate launch --cpu --num_processes N` (N > 1) starts without mpirun."""
+    asked_for_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    rendezvous_set = "MASTER_PORT" in os.environ  # the simple launcher sets it only when N > 1
+    distributed = any(k in os.environ for k in ("LOCAL_RANK", "WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE"))
+    if asked_for_cpu and rendezvous_set and not distributed:
+        raise GanError(
+            "accelerate launch --cpu starts several processes only through mpirun (--mpirun_hostfile); "
+            "on a machine without a GPU run `accelerate launch --multi_gpu --num_processes N train.py ...` instead "
+            "(torchrun + gloo on the CPU), or drop --num_processes for one process"
+        )
+
+
+def set_cpu_threads(threads: int | None, num_processes: int) -> None:
+    """Use the cores we have: `accelerate launch` sets OMP_NUM_THREADS=1 where it counts one physical core."""
+    if threads is None:
+        threads = max(1, len(os.sched_getaffinity(0)) // num_processes)
+    torch.set_num_threads(threads)
+
+
 def make_loader(data: ImageData, cfg: TrainConfig, accelerator: Accelerator) -> DataLoader:
     """Shuffled fixed-size batches; accelerate shards them across processes and seeds the order per epoch."""
     if len(data.labels) < cfg.batch_size * accelerator.num_processes:
@@ -178,7 +204,13 @@ def endless_batches(accelerator: Accelerator, loader: DataLoader, first_batch: i
     while True:
         epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
         epoch_loader.set_epoch(epoch)  # the sampler's permutation is seeded by data_seed + epoch
-        yield from epoch_loader
+        batches = iter(epoch_loader)
+        # Starting an epoch draws a worker seed from the global RNG. Undo that, so the noise and augmentation
+        # stream does not depend on where epochs (or a resume's skipped epoch) begin.
+        with torch.random.fork_rng(devices=[]):
+            first = next(batches)
+        yield first
+        yield from batches
         epoch, skip = epoch + 1, 0
 
 

@@ -1,0 +1,66 @@
+"""Shared fixtures: a tiny labeled imagefolder and a way to run the real train.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ("circle", "square", "stripes")  # sorted, as folder names are read
+
+# The small flags every training test uses: a few-thousand-parameter model that trains in milliseconds a step.
+TINY = ["--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "8", "--sample-seeds", "2",
+        "--ema-start", "2", "--log-every", "2"]
+
+
+def pattern(kind: str, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """A grey image of one of three easily told-apart shapes, jittered."""
+    image = np.zeros((size, size), dtype=np.float32)
+    yy, xx = np.mgrid[:size, :size]
+    cy, cx = rng.integers(10, 18, size=2)
+    if kind == "circle":
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 < 36] = 1
+    elif kind == "stripes":
+        image[(yy // 3) % 2 == 0] = 1
+    else:
+        image[cy - 6 : cy + 6, cx - 6 : cx + 6] = 1
+    noisy = np.clip(image * 220 + rng.normal(0, 12, image.shape), 0, 255)
+    return noisy.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_imagefolder(tmp_path_factory) -> Path:
+    """3 classes x 16 grey 28 px PNGs in class subfolders."""
+    root = tmp_path_factory.mktemp("tiny_imagefolder")
+    rng = np.random.default_rng(0)
+    for name in CLASSES:
+        (root / name).mkdir()
+        for i in range(16):
+            Image.fromarray(pattern(name, rng)).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def child_env() -> dict[str, str]:
+    """Environment for child processes: offline, quiet, one thread each (tests run side by side on 2 cores)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def launch_command(*args: str, processes: int = 1) -> list[str]:
+    """`accelerate launch` of train.py with this interpreter: `--cpu` for one process; for several, torchrun's
+    launcher (`--multi_gpu`), which train.py turns into a gloo group on the CPU when there is no GPU."""
+    device = ["--cpu"] if processes == 1 else ["--multi_gpu", "--main_process_port", "0"]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *device,
+            str(REPO / "train.py"), *args]
+
+
+def run(command: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout)

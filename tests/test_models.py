@@ -1,0 +1,116 @@
+"""Generator and discriminator: shapes, ranges, conditioning, config validation, safetensors round trips."""
+
+import json
+
+import pytest
+import torch
+
+from gan.config import ModelConfig
+from gan.errors import GanError
+from gan.hub import load_discriminator, load_generator, save_model
+from gan.models import Discriminator, Generator
+from gan.sampling import generate
+
+
+@pytest.mark.parametrize("size", [28, 32, 64, 128])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_shapes_and_ranges_for_every_supported_size(size, channels):
+    config = ModelConfig(image_size=size, channels=channels, num_classes=5, g_width=8, d_width=8, latent_dim=16)
+    generator, discriminator = Generator(config), Discriminator(config)
+    labels = torch.tensor([0, 4, 2])
+    images = generator(torch.randn(3, 16), labels)
+    assert images.shape == (3, channels, size, size)
+    assert images.min() >= -1 and images.max() <= 1
+    scores = discriminator(images, labels)
+    assert scores.shape == (3,) and torch.isfinite(scores).all()
+
+
+def test_generator_output_depends_on_class():
+    generator = Generator(ModelConfig(g_width=8, latent_dim=16)).eval()
+    # Give the class-conditional gains something to say; they start at identity.
+    with torch.no_grad():
+        for p in generator.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    z = torch.randn(1, 16).repeat(2, 1)
+    a, b = generator(z, torch.tensor([0, 1]))
+    assert not torch.allclose(a, b)
+
+
+def test_class_mixture_of_one_hot_equals_class_index():
+    generator = Generator(ModelConfig(g_width=8, latent_dim=16)).eval()
+    z = torch.randn(2, 16)
+    by_index = generator(z, torch.tensor([3, 7]))
+    by_mixture = generator(z, torch.eye(10)[[3, 7]])
+    assert torch.equal(by_index, by_mixture)
+
+
+def test_projection_discriminator_uses_the_class():
+    discriminator = Discriminator(ModelConfig(d_width=8)).eval()
+    image = torch.rand(1, 1, 28, 28).repeat(2, 1, 1, 1)
+    scores = discriminator(image, torch.tensor([0, 1]))
+    assert scores[0] != scores[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(image_size=30), "image size 30 is not supported"),
+        (dict(channels=2), "channels must be 1"),
+        (dict(num_classes=1, class_names=["a"]), "at least 2 classes"),
+        (dict(num_classes=3, class_names=["a", "b"]), "2 class names given for 3 classes"),
+        (dict(default_truncation=0.0), "default_truncation"),
+    ],
+)
+def test_config_rejects_what_cannot_be_built(kwargs, message):
+    with pytest.raises(GanError, match=message):
+        ModelConfig(**kwargs)
+
+
+def test_config_json_round_trip_and_unknown_fields(tmp_path):
+    config = ModelConfig(image_size=32, channels=3, num_classes=3, class_names=["cat", "dog", "fox"], g_width=8)
+    config.save(tmp_path / "config.json")
+    assert ModelConfig.load(tmp_path / "config.json") == config
+    (tmp_path / "bad.json").write_text(json.dumps({**config.to_dict(), "mystery": 1}))
+    with pytest.raises(GanError, match="unknown fields"):
+        ModelConfig.load(tmp_path / "bad.json")
+
+
+def tiny_models():
+    config = ModelConfig(num_classes=3, class_names=["a", "b", "c"], g_width=8, d_width=8, latent_dim=16)
+    generator, discriminator = Generator(config), Discriminator(config)
+    generator(torch.randn(8, 16), torch.arange(8) % 3)  # move the batch-norm statistics off their defaults
+    return generator.eval(), discriminator.eval()
+
+
+def test_save_load_round_trip_gives_identical_images_and_scores(tmp_path):
+    generator, discriminator = tiny_models()
+    save_model(generator, tmp_path)
+    save_model(discriminator, tmp_path / "discriminator")
+    before = generate(generator, [0, 1, 2], [5, 6, 7], 0.8)
+    loaded = load_generator(tmp_path)
+    assert (generate(loaded, [0, 1, 2], [5, 6, 7], 0.8) == before).all()
+    images = torch.rand(2, 1, 28, 28) * 2 - 1
+    labels = torch.tensor([0, 2])
+    assert torch.equal(load_discriminator(tmp_path)(images, labels), discriminator(images, labels))
+
+
+def test_loading_is_strict_and_errors_are_clear(tmp_path):
+    generator, _ = tiny_models()
+    save_model(generator, tmp_path / "good")
+    with pytest.raises(GanError, match="does not exist"):
+        load_generator(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GanError, match="holds no model.safetensors"):
+        load_generator(tmp_path / "empty")
+    # A config that does not match the weights.
+    mismatched = tmp_path / "mismatched"
+    save_model(generator, mismatched)
+    ModelConfig(num_classes=3, class_names=["a", "b", "c"], g_width=16, latent_dim=16).save(mismatched / "config.json")
+    with pytest.raises(GanError, match="do not match their config.json"):
+        load_generator(mismatched)
+    # A weights file that is not safetensors (for instance a pickle renamed).
+    pickled = tmp_path / "pickled"
+    save_model(generator, pickled)
+    torch.save(generator.state_dict(), pickled / "model.safetensors")
+    with pytest.raises(GanError, match="not a readable safetensors file"):
+        load_generator(pickled)

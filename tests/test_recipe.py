@@ -1,0 +1,90 @@
+"""The training recipe's parts: losses, DiffAugment, EMA and batch-norm recalibration."""
+
+import pytest
+import torch
+
+from gan.augment import cutout, diff_augment, parse_policy, translation
+from gan.config import ModelConfig
+from gan.ema import EMA, recalibrate_batch_norm
+from gan.errors import GanError
+from gan.losses import discriminator_loss, generator_loss
+from gan.models import Generator
+
+
+def test_hinge_and_nonsaturating_losses_match_hand_computed_values():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    # hinge: mean(relu(1 - real)) + mean(relu(1 + fake)) = (0 + 0.5)/2 + (0 + 1)/2
+    assert discriminator_loss(real, fake, "hinge").item() == pytest.approx(0.75)
+    assert generator_loss(fake, "hinge").item() == pytest.approx(1.0)
+    softplus = lambda x: torch.log1p(torch.exp(torch.tensor(x))).item()  # noqa: E731
+    expected_d = (softplus(-2.0) + softplus(-0.5)) / 2 + (softplus(-2.0) + softplus(0.0)) / 2
+    assert discriminator_loss(real, fake, "nonsaturating").item() == pytest.approx(expected_d, rel=1e-6)
+    assert generator_loss(fake, "nonsaturating").item() == pytest.approx((softplus(2.0) + softplus(0.0)) / 2)
+
+
+def test_policy_parsing():
+    assert parse_policy("color, translation,cutout") == ("color", "translation", "cutout")
+    assert parse_policy("none") == parse_policy("") == ()
+    with pytest.raises(GanError, match="unknown DiffAugment op"):
+        parse_policy("color,flip")
+
+
+def test_augmentations_keep_shape_and_pass_gradients():
+    x = (torch.rand(6, 3, 32, 32) * 2 - 1).requires_grad_()
+    y = diff_augment(x, parse_policy("color,translation,cutout"))
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_no_policy_is_the_identity():
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(diff_augment(x, ()), x)
+
+
+def test_translation_moves_content_by_whole_pixels():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 16, 16)
+    x[:, :, 8, 8] = 1.0
+    shifted = translation(x)
+    positions = shifted.flatten(1).argmax(dim=1)
+    rows, cols = positions // 16, positions % 16
+    assert (shifted.flatten(1).sum(dim=1) == 1).all()  # the pixel moved, it did not blur
+    assert ((rows - 8).abs() <= 2).all() and ((cols - 8).abs() <= 2).all()
+    assert len(set(positions.tolist())) > 5
+
+
+def test_cutout_zeroes_a_square_of_half_the_side():
+    torch.manual_seed(0)
+    out = cutout(torch.ones(32, 1, 16, 16))
+    zeroed = (out == 0).flatten(1).sum(dim=1)
+    assert (zeroed <= 64).all() and (zeroed > 0).all()  # at most 8x8, clipped at the borders
+
+
+def test_ema_copies_before_start_then_averages():
+    model = torch.nn.Linear(2, 2)
+    ema = EMA(model, decay=0.9, start=2)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=0)
+    assert torch.equal(ema.model.weight, model.weight)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    ema.update(model, step=2)
+    assert torch.allclose(ema.model.weight, torch.full((2, 2), 1.1))
+    assert not ema.model.weight.requires_grad
+
+
+def test_ema_state_dict_round_trip():
+    a, b = EMA(torch.nn.Linear(3, 1)), EMA(torch.nn.Linear(3, 1))
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a.model.weight, b.model.weight)
+
+
+def test_batch_norm_recalibration_is_deterministic_and_matches_the_weights():
+    generator = Generator(ModelConfig(g_width=8, latent_dim=16))
+    first = recalibrate_batch_norm(generator).out_norm.running_mean.clone()
+    assert not generator.training
+    assert torch.equal(recalibrate_batch_norm(generator).out_norm.running_mean, first)
+    assert generator.out_norm.momentum == 0.1  # the training momentum is restored
+    assert first.abs().sum() > 0  # statistics now describe this generator, not the defaults

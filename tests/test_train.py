@@ -1,0 +1,219 @@
+"""The real train.py, run as users run it: outputs, resume after SIGKILL, two processes, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import CLASSES, REPO, TINY, launch_command, run, child_env
+from gan.hub import load_discriminator, load_generator
+from gan.sampling import generate
+
+
+def python_command(*args: str) -> list[str]:
+    return [sys.executable, str(REPO / "train.py"), *args]
+
+
+def checkpoint_names(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "checkpoints").iterdir())
+
+
+def test_accelerate_launch_writes_checkpoints_samples_timelapse_logs_and_export(tiny_imagefolder, tmp_path):
+    out = tmp_path / "run"
+    result = run(launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY,
+                                "--max-steps", "6", "--checkpoint-every", "2", "--checkpoints-total-limit", "2",
+                                "--sample-every", "3", "--log-with", "tensorboard"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert checkpoint_names(out) == ["step_00000004", "step_00000006"]  # the limit pruned step 2
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_00000003.png", "step_00000006.png"]
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    export = out / "export"
+    for name in ["model.safetensors", "config.json", "discriminator/model.safetensors", "discriminator/config.json",
+                 "samples.png", "timelapse.gif", "training_config.json"]:
+        assert (export / name).is_file(), name
+    assert not list(export.rglob("*.bin")) and not list(export.rglob("*.pkl"))  # safetensors only
+    from PIL import Image
+
+    assert Image.open(export / "timelapse.gif").n_frames >= 2
+    generator = load_generator(export)
+    assert generator.model_config.class_names == list(CLASSES)
+    images = generate(generator, [0, 1, 2], [0, 1, 2])
+    assert images.shape == (3, 28, 28, 1)
+    assert load_discriminator(export)(torch.zeros(1, 1, 28, 28), torch.tensor([1])).shape == (1,)
+    # The export's samples grid is the fixed-noise grid: class rows, seeds 0..N-1 (scaled 2x for 28 px).
+    grid = Image.open(export / "samples.png")
+    assert grid.size == ((2 * 30 + 2) * 2, (3 * 30 + 2) * 2)
+
+
+def test_python_train_py_and_dry_run(tiny_imagefolder, tmp_path):
+    out = tmp_path / "dry"
+    result = run(python_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY, "--dry-run"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = json.loads(result.stdout)
+    assert printed["model"]["class_names"] == list(CLASSES) and printed["model"]["channels"] == 1
+    assert printed["train"]["batch_size"] == 8 and printed["parameters"]["generator"] > 0
+    assert not out.exists()  # a dry run writes nothing
+
+
+def test_killed_run_resumes_and_continues_the_same_run(tiny_imagefolder, tmp_path):
+    common = ["--dataset", str(tiny_imagefolder), *TINY, "--checkpoint-every", "4", "--sample-every", "0",
+              "--checkpoints-total-limit", "0"]
+    # The reference: one unbroken run of 24 steps.
+    reference = run(python_command(*common, "--output-dir", str(tmp_path / "reference"), "--max-steps", "24"))
+    assert reference.returncode == 0, reference.stderr[-2000:]
+
+    # The same run, started with a far-off goal and killed with SIGKILL soon after its first checkpoint...
+    out = tmp_path / "killed"
+    process = subprocess.Popen(python_command(*common, "--output-dir", str(out), "--max-steps", "100000"),
+                               cwd=REPO, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "step_00000004").exists() and time.time() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    newest = checkpoint_names(out)[-1]
+    assert newest.startswith("step_") and int(newest[5:]) <= 24, checkpoint_names(out)
+    # ...and a half-written checkpoint, as a kill during a save would leave it.
+    (out / "checkpoints" / ".partial-00000099").mkdir()
+    (out / "checkpoints" / ".partial-00000099" / "model.safetensors").write_bytes(b"truncated")
+
+    resumed = run(python_command(*common, "--output-dir", str(out), "--max-steps", "24"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"Resumed from {out / 'checkpoints' / newest}" in resumed.stdout
+    assert not (out / "checkpoints" / ".partial-00000099").exists()
+    assert (out / "checkpoints" / "step_00000024").is_dir()
+    # Same step count, optimizer state, EMA and data order: the weights end up where the unbroken run's did.
+    for part in ["model.safetensors", "discriminator/model.safetensors"]:
+        a = load_file(tmp_path / "reference" / "export" / part)
+        b = load_file(out / "export" / part)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.allclose(a[key], b[key], atol=1e-6), (part, key)
+    optimizer_a = torch.load(tmp_path / "reference" / "checkpoints" / "step_00000024" / "optimizer.bin", weights_only=True)
+    optimizer_b = torch.load(out / "checkpoints" / "step_00000024" / "optimizer.bin", weights_only=True)
+    assert optimizer_a["state"][0]["step"] == optimizer_b["state"][0]["step"] == 24
+    assert torch.allclose(optimizer_a["state"][0]["exp_avg"], optimizer_b["state"][0]["exp_avg"], atol=1e-6)
+
+
+def test_two_process_cpu_run_trains_checkpoints_and_exports_once(tiny_imagefolder, tmp_path):
+    out = tmp_path / "ddp"
+    result = run(launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY,
+                                "--max-steps", "4", "--checkpoint-every", "2", "--sample-every", "2",
+                                processes=2), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert checkpoint_names(out) == ["step_00000002", "step_00000004"]
+    checkpoint = out / "checkpoints" / "step_00000004"
+    assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
+    assert result.stdout.count("Exported the EMA generator") == 2  # each process reports; only one wrote
+    assert len(list(out.glob("export*"))) == 1
+    assert generate(load_generator(out / "export"), [2], [0]).shape == (1, 28, 28, 1)
+
+
+def test_cpu_launch_of_several_processes_without_mpirun_is_refused(tiny_imagefolder, tmp_path):
+    command = launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(tmp_path / "o"), *TINY)
+    command[command.index("--num_processes") + 1] = "2"  # `--cpu --num_processes 2`: one process in disguise
+    command.insert(command.index("--num_processes"), "--quiet")  # accelerate's own traceback on exit 2, silenced
+    line = error_line(run(command))
+    assert "--multi_gpu --num_processes N" in line
+    assert not (tmp_path / "o").exists()
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one line a user sees; no traceback wall."""
+    assert result.returncode in (1, 2), (result.returncode, result.stderr[-2000:])  # accelerate --quiet exits 1
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--dataset", "/no/such/folder"], "does not exist"),
+        (["--image-size", "30"], "--image-size 30 is not supported"),
+        (["--diffaugment", "color,flip"], "unknown DiffAugment op"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--lr-g", "5"], "--lr-g must be in (0, 1)"),
+        (["--batch-size", "64"], "fewer than one batch"),
+    ],
+)
+def test_bad_flags_and_data_give_one_clear_line(tiny_imagefolder, tmp_path, flags, message):
+    args = ["--dataset", str(tiny_imagefolder), "--output-dir", str(tmp_path / "bad"), *TINY, "--max-steps", "2"]
+    result = run(python_command(*args, *flags))
+    assert message in error_line(result)
+
+
+def test_empty_dataset_and_unreadable_image(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no" in error_line(run(python_command("--dataset", str(empty), "--output-dir", str(tmp_path / "o"))))
+    broken = tmp_path / "broken"
+    for name in ("a", "b"):
+        (broken / name).mkdir(parents=True)
+        (broken / name / "x.png").write_bytes(b"not a png")
+    line = error_line(run(python_command("--dataset", str(broken), "--output-dir", str(tmp_path / "o2"))))
+    assert "x.png" in line
+
+
+def test_label_column_that_is_not_a_class_label(tmp_path):
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    images = [Image.fromarray(np.full((28, 28), i * 20, dtype=np.uint8)) for i in range(4)]
+    ds = datasets.Dataset.from_dict({"image": images, "tag": ["a", "b", "a", "b"]},
+                                    features=datasets.Features({"image": datasets.Image(), "tag": datasets.Value("string")}))
+    folder = tmp_path / "hfdata"
+    folder.mkdir()
+    ds.to_parquet(str(folder / "train.parquet"))
+    line = error_line(run(python_command("--dataset", str(folder), "--output-dir", str(tmp_path / "o"),
+                                         "--label-column", "tag")))
+    assert "not a class label" in line
+
+
+def test_corrupt_and_mismatched_checkpoints_are_refused_without_damage(tiny_imagefolder, tmp_path):
+    out = tmp_path / "run"
+    args = ["--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY, "--checkpoint-every", "2",
+            "--sample-every", "0"]
+    assert run(python_command(*args, "--max-steps", "2")).returncode == 0
+    checkpoint = out / "checkpoints" / "step_00000002"
+    # Other model flags in the same folder: refused before anything is touched.
+    before = {p.name: p.read_bytes() for p in checkpoint.iterdir()}
+    line = error_line(run(python_command(*args, "--max-steps", "4", "--g-width", "16")))
+    assert "other settings" in line and "g_width" in line
+    # An explicit --resume of a checkpoint written for another architecture.
+    other = tmp_path / "other"
+    line = error_line(run(python_command("--dataset", str(tiny_imagefolder), "--output-dir", str(other),
+                                         *TINY, "--g-width", "16", "--max-steps", "4", "--resume", str(checkpoint))))
+    assert "does not match this model" in line
+    # A corrupt checkpoint (truncated weights).
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    line = error_line(run(python_command(*args, "--max-steps", "4")))
+    assert "could not be read" in line and "step_00000002" in line
+    after = {p.name: p.read_bytes() for p in checkpoint.iterdir()}
+    assert after.keys() == before.keys()
+    assert all(after[k] == before[k] for k in after if k != "model.safetensors")
+    assert run(python_command(*args, "--max-steps", "4", "--resume", str(out / "nope"))).returncode == 2
+
+
+def test_nan_loss_stops_with_a_clear_error():
+    from accelerate import Accelerator
+
+    from gan.errors import GanError
+    from gan.training import check_losses
+
+    accelerator = Accelerator(cpu=True)
+    assert check_losses(accelerator, torch.tensor(0.5), torch.tensor(1.0), step=3) == {"loss_d": 0.5, "loss_g": 1.0}
+    with pytest.raises(GanError, match="loss_d became nan at step 7; nothing from this step was saved"):
+        check_losses(accelerator, torch.tensor(float("nan")), torch.tensor(1.0), step=7)
