@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up this project on a fresh Debian machine: data package, a virtual environment in .venv, the CPU build of
+# torch first (so no CUDA build is pulled), then the requirements. `--test` adds the test requirements.
+# Safe to run again: finished steps are quick no-ops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=0
+[ "${1:-}" = "--test" ] && with_tests=1
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+apt_packages=()
+[ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  echo "setup: installing ${apt_packages[*]} with apt-get"
+  as_root apt-get update -qq >/dev/null && as_root apt-get install -y -qq "${apt_packages[@]}" >/dev/null \
+    || echo "setup: could not install ${apt_packages[*]}; tests that need it will be skipped" >&2
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+if [ "$with_tests" = 1 ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+fi
+echo "setup: ready (.venv)"
