@@ -39,7 +39,7 @@ class EvaluatorConfig:
     channels: int = 1  # 1 = grey, 3 = RGB
     num_classes: int = 10  # number of classes it predicts
     class_names: list[str] = field(default_factory=list)  # name of each class index, as the dataset names them
-    width: int = 32  # channels of the first conv block; later blocks get up to 4x this
+    width: int = 16  # channels of the first conv block; later blocks get up to 4x this
     feature_dim: int = 128  # size of the penultimate layer: the features that FD and KID compare
     dataset: str = ""  # the dataset source it was trained on, for provenance
     test_accuracy: float | None = None  # accuracy on the dataset's test split after training (None = untrained)
@@ -144,7 +144,8 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Module:
 # ----------------------------------------------------------------------------------------------- images in
 
 def as_image_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """The one internal image form, uint8 (N, C, H, W): NumPy arrays are read as (N, H, W, C), tensors as (N, C, H, W)."""
+    """The one internal image form, uint8 (N, C, H, W); NumPy arrays are read as (N, H, W, C) (as `generate`
+    returns them), tensors as (N, C, H, W) (as ImageData holds them)."""
     if isinstance(images, np.ndarray):
         if images.ndim != 4:
             raise GanError(f"expected images as an (N, H, W, C) array, got shape {images.shape}")
@@ -163,13 +164,14 @@ def check_images_fit(images: torch.Tensor, config: EvaluatorConfig) -> None:
 
 
 @torch.no_grad()
-def evaluator_outputs(evaluator: Evaluator, images: np.ndarray | torch.Tensor, *, batch_size: int = 500,
-                      output: str = "logits") -> torch.Tensor:
-    """Logits (N, K) or features (N, feature_dim) of uint8 images, in eval mode and in batches, on the CPU."""
+def evaluator_outputs(evaluator: Evaluator, images: np.ndarray | torch.Tensor, *, features: bool = False,
+                      batch_size: int = 500) -> torch.Tensor:
+    """Logits (N, K), or features (N, feature_dim) if asked, of uint8 images: in eval mode, in batches, on the CPU."""
     images = as_image_tensor(images)
-    check_images_fit(images, evaluator.evaluator_config)
+    config = evaluator.evaluator_config
+    check_images_fit(images, config)
     device = next(evaluator.parameters()).device
-    run = evaluator.features if output == "features" else evaluator
+    run = evaluator.features if features else evaluator
     was_training = evaluator.training
     evaluator.eval()
     try:
@@ -177,8 +179,7 @@ def evaluator_outputs(evaluator: Evaluator, images: np.ndarray | torch.Tensor, *
                   for i in range(0, len(images), batch_size)]
     finally:
         evaluator.train(was_training)
-    width = evaluator.evaluator_config.feature_dim if output == "features" else evaluator.evaluator_config.num_classes
-    return torch.cat(chunks) if chunks else torch.zeros(0, width)
+    return torch.cat(chunks) if chunks else torch.zeros(0, config.feature_dim if features else config.num_classes)
 
 
 def predict(evaluator: Evaluator, images: np.ndarray | torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
@@ -193,7 +194,7 @@ def accuracy(evaluator: Evaluator, data: ImageData) -> float:
 
 # ----------------------------------------------------------------------------------------------- training
 
-def train_evaluator(train: ImageData, test: ImageData, config: EvaluatorConfig, *, epochs: int = 5,
+def train_evaluator(train: ImageData, test: ImageData, config: EvaluatorConfig, *, epochs: int = 6,
                     batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 5e-4, seed: int = 0,
                     flip: bool = False, device: str | torch.device | None = None,
                     log: Callable[[str], None] | None = None) -> tuple[Evaluator, float]:
@@ -227,7 +228,7 @@ def train_evaluator(train: ImageData, test: ImageData, config: EvaluatorConfig, 
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                total_loss += float(loss) * len(index)
+                total_loss += float(loss.detach()) * len(index)
             if log:
                 log(f"epoch {epoch + 1}/{epochs}: loss {total_loss / len(order):.4f} "
                     f"({time.perf_counter() - start:.0f} s)")

@@ -1,0 +1,203 @@
+"""Command line for the evaluator and the metrics.
+
+    python -m gan.evaluate train --dataset SRC --output evaluators/NAME      # train and save an evaluator
+    python -m gan.evaluate score --model DIR --dataset SRC [--cas] [--write]  # score a generator, print JSON
+
+`score` generates --per-class images of each class from seeds 0..N-1 at --truncation, so the same flags always
+score the same images; CAS trains on other seeds (from 2**31). Progress goes to stderr, the JSON to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import gan
+
+from .data import load_image_data
+from .errors import GanError
+from .evaluator import EvaluatorConfig, load_evaluator, save_evaluator, train_evaluator
+from .hub import load_generator
+from .metrics import cas, check_evaluator_fits, score_generator
+from .sampling import check_truncation
+
+EVALUATORS_FOLDER = Path("evaluators")  # where `score` looks for an evaluator when --evaluator is not given
+METRICS_NAME = "metrics.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gan.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an evaluator classifier on a dataset's train split")
+    _add_data_flags(train)
+    train.add_argument("--output", required=True, help="folder to write evaluator.safetensors and its config to")
+    train.add_argument("--split", default="train", help="split to train on (default: train)")
+    train.add_argument("--test-split", default="test", help="split to measure accuracy on (default: test)")
+    train.add_argument("--image-size", type=int, default=28, help="images are resized to this (default: 28)")
+    train.add_argument("--channels", type=int, choices=(1, 3), help="1 or 3 (default: inferred from the data)")
+    train.add_argument("--epochs", type=int, default=6, help="training epochs (default: 6)")
+    train.add_argument("--batch-size", type=int, default=128, help="images per step (default: 128)")
+    train.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default: 3e-3)")
+    train.add_argument("--width", type=int, default=16, help="channels of the first conv block (default: 16)")
+    train.add_argument("--feature-dim", type=int, default=128, help="size of the feature layer (default: 128)")
+    train.add_argument("--flip", action="store_true", help="also train on mirrored images (not for digits/letters)")
+    train.add_argument("--seed", type=int, default=0, help="seed of init, data order and augmentation")
+
+    score = commands.add_parser("score", help="score a generator: class accuracy, FD, KID, optionally CAS")
+    _add_data_flags(score)
+    score.add_argument("--model", required=True, help="exported model folder (config.json + model.safetensors)")
+    score.add_argument("--evaluator", help="evaluator folder (default: evaluators/<dataset name>)")
+    score.add_argument("--split", default="test", help="real split to compare with (default: test)")
+    score.add_argument("--train-split", default="train", help="real split for FD's train-vs-test floor")
+    score.add_argument("--per-class", type=int, default=1000, help="generated images per class (default: 1000)")
+    score.add_argument("--truncation", type=float, default=1.0, help="truncation psi in (0, 1] (default: 1.0)")
+    score.add_argument("--cas", action="store_true", help="also train a classifier on generated images (CAS)")
+    score.add_argument("--cas-per-class", type=int, help="generated training images per class for CAS "
+                                                         "(default: --per-class)")
+    score.add_argument("--cas-epochs", type=int, default=6, help="epochs of the CAS classifier (default: 6)")
+    score.add_argument("--inception", action="store_true",
+                       help="also report Inception-v3 FD (needs torch-fidelity and internet for its weights)")
+    score.add_argument("--write", action="store_true", help=f"write the scores to {METRICS_NAME} in the model folder")
+    return parser
+
+
+def _add_data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="Hub dataset id, imagefolder, or folder of IDX files")
+    parser.add_argument("--image-column", help="image column of a `datasets` source")
+    parser.add_argument("--label-column", help="label column of a `datasets` source")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Reject flag values and combinations that cannot work, with one clear sentence."""
+    positive = {"threads": args.threads}
+    if args.command == "train":
+        positive.update(epochs=args.epochs, batch_size=args.batch_size, width=args.width,
+                        feature_dim=args.feature_dim)
+        if args.lr <= 0:
+            raise GanError(f"--lr must be positive, got {args.lr}")
+    else:
+        positive.update(per_class=args.per_class, cas_per_class=args.cas_per_class, cas_epochs=args.cas_epochs)
+        args.truncation = check_truncation(args.truncation)
+    for name, value in positive.items():
+        if value is not None and value < 1:
+            raise GanError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def load_generator_any(path_or_repo: str):
+    """The generator of an exported model folder (the one place to teach Hub repo ids later)."""
+    path = Path(path_or_repo).expanduser()
+    if path.is_file():
+        raise GanError(f"{path_or_repo} is a file; --model takes an exported model folder "
+                       "(config.json + model.safetensors)")
+    return load_generator(path)
+
+
+def default_evaluator_dir(dataset: str) -> Path:
+    """evaluators/<last part of the dataset path or id, lower case, '_' as '-'>, e.g. evaluators/fashion-mnist."""
+    name = Path(dataset.rstrip("/\\")).name.lower().replace("_", "-")
+    return EVALUATORS_FOLDER / name
+
+
+def run_train(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    options = dict(image_size=args.image_size, image_column=args.image_column, label_column=args.label_column)
+    train = load_image_data(args.dataset, split=args.split, channels=args.channels, **options)
+    test = load_image_data(args.dataset, split=args.test_split, channels=train.images.shape[1], **options)
+    if test.class_names != train.class_names:
+        raise GanError(f"splits {args.split} and {args.test_split} name their classes differently; "
+                       "an evaluator needs one set of classes")
+    config = EvaluatorConfig.for_data(train, width=args.width, feature_dim=args.feature_dim)
+    _log(f"training an evaluator on {len(train.labels)} images of {len(train.class_names)} classes")
+    model, accuracy = train_evaluator(train, test, config, epochs=args.epochs, batch_size=args.batch_size,
+                                      lr=args.lr, seed=args.seed, flip=args.flip, log=_log)
+    save_evaluator(model, args.output)
+    print(f"test accuracy {accuracy:.4f} on {len(test.labels)} {args.test_split} images; "
+          f"evaluator written to {args.output} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    generator = load_generator_any(args.model)
+    evaluator_dir = Path(args.evaluator) if args.evaluator else default_evaluator_dir(args.dataset)
+    if not args.evaluator and not evaluator_dir.is_dir():
+        raise GanError(f"no evaluator at {evaluator_dir}; pass --evaluator DIR or train one with "
+                       f"`python -m gan.evaluate train --dataset {args.dataset} --output {evaluator_dir}`")
+    evaluator = load_evaluator(evaluator_dir)
+    check_evaluator_fits(evaluator, generator.model_config, evaluator_source=f"the evaluator at {evaluator_dir}")
+    if args.write and not Path(args.model).is_dir():
+        raise GanError(f"--write needs a local model folder, and {args.model} is not one")
+    config = generator.model_config
+    options = dict(image_size=config.image_size, channels=config.channels, image_column=args.image_column,
+                   label_column=args.label_column)
+    reference = load_image_data(args.dataset, split=args.split, **options)
+    train = load_image_data(args.dataset, split=args.train_split, **options)
+    scores = score_generator(generator, evaluator, reference, train=train, per_class=args.per_class,
+                             truncation=args.truncation, inception=args.inception, log=_log)
+    if args.cas:
+        _log("CAS: training a classifier on generated images")
+        scores["cas"] = cas(generator, reference, evaluator.evaluator_config,
+                            per_class=args.cas_per_class or args.per_class, truncation=args.truncation,
+                            epochs=args.cas_epochs, log=_log)
+    report = _with_provenance(scores, args, evaluator_dir, evaluator.evaluator_config)
+    print(json.dumps(report, indent=2))
+    if args.write:
+        (Path(args.model) / METRICS_NAME).write_text(json.dumps(report, indent=2) + "\n")
+        _log(f"wrote {Path(args.model) / METRICS_NAME}")
+    return 0
+
+
+def _with_provenance(scores: dict[str, Any], args: argparse.Namespace, evaluator_dir: Path,
+                     evaluator_config: EvaluatorConfig) -> dict[str, Any]:
+    """The scores with what a reader needs to trust and reproduce them, dataset and evaluator first."""
+    return {
+        "model": str(args.model),
+        "dataset": args.dataset,
+        "reference_split": args.split,
+        "train_split": args.train_split,
+        "seeds": f"0..{args.per_class - 1} for each class",
+        "evaluator": str(evaluator_dir),
+        "evaluator_test_accuracy": evaluator_config.test_accuracy,
+        **scores,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "package_version": package_version(),
+    }
+
+
+def package_version() -> str | None:
+    """This package's version when it is installed (pyproject.toml names it conditional-gan), else None."""
+    try:
+        return importlib.metadata.version("conditional-gan")
+    except importlib.metadata.PackageNotFoundError:
+        return getattr(gan, "__version__", None)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 with one `error:` line for a problem the user can fix)."""
+    args = build_parser().parse_args(argv)
+    try:
+        validate(args)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return run_train(args) if args.command == "train" else run_score(args)
+    except GanError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

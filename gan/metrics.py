@@ -1,0 +1,252 @@
+"""How good a class-conditional generator is, measured with an evaluator trained on the real data.
+
+- class accuracy: share of generated images the evaluator assigns to the class they were asked for;
+- FD: Fréchet distance between evaluator features of generated and real test images (FID with the evaluator in
+  place of Inception), beside the same distance for real train vs real test images: the floor a perfect generator
+  would reach at this sample size;
+- KID: kernel (MMD) distance of the same features, unbiased, so it is comparable across sample sizes;
+- CAS (Ravuri & Vinyals 2019): accuracy on real test images of a classifier trained on generated images only.
+FD and KID are torchmetrics' FrechetInceptionDistance and KernelInceptionDistance with the evaluator as feature
+extractor. Images travel as uint8 (N, C, H, W) tensors; NumPy (N, H, W, C) arrays from `generate` are converted.
+Scored images are addressed like every image of this project: class c, seeds 0..N-1, truncation psi.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from .data import ImageData, to_model_range
+from .errors import GanError
+from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, predict,
+                        train_evaluator)
+from .sampling import generate
+
+CAS_SEED_OFFSET = 2**31  # CAS trains on seeds 2**31.. so its images are never the ones scored (seeds 0..N-1)
+KID_SUBSETS = 100  # random subsets KID averages over (torchmetrics' default)
+KID_MAX_SUBSET_SIZE = 1000  # images per KID subset, fewer when fewer images are scored
+FLOOR_SEED = 0  # picks the train images that FD's floor compares with the test split
+
+Images = np.ndarray | torch.Tensor  # uint8 (N, H, W, C) arrays or uint8 (N, C, H, W) tensors
+
+
+class EvaluatorFeatures(nn.Module):
+    """An evaluator as a torchmetrics feature extractor: uint8 images (B, C, H, W) -> features (B, feature_dim)."""
+
+    def __init__(self, evaluator: Evaluator):
+        super().__init__()
+        self.evaluator = evaluator.eval()
+        # torchmetrics reads this instead of probing the module with a random 3x299x299 image it could not take.
+        self.num_features = evaluator.evaluator_config.feature_dim
+
+    def train(self, mode: bool = True) -> "EvaluatorFeatures":
+        # Features must not depend on the batch: batch norm stays on its running statistics whatever a caller asks.
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # uint8 in, as torchmetrics passes it with normalize=False; grey stays 1-channel, as the evaluator was trained.
+        check_images_fit(images, self.evaluator.evaluator_config)
+        device = next(self.evaluator.parameters()).device
+        return self.evaluator.features(to_model_range(images).to(device)).float()  # (B, feature_dim)
+
+
+def frechet_metric(evaluator: Evaluator) -> FrechetInceptionDistance:
+    """A torchmetrics FD over evaluator features that keeps its real images when reset (to score many fake sets)."""
+    return FrechetInceptionDistance(feature=EvaluatorFeatures(evaluator), reset_real_features=False)
+
+
+def kid_metric(evaluator: Evaluator, subset_size: int) -> KernelInceptionDistance:
+    """A torchmetrics KID over evaluator features with subsets of subset_size images."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")  # we know; it is small
+        return KernelInceptionDistance(feature=EvaluatorFeatures(evaluator), subsets=KID_SUBSETS,
+                                       subset_size=subset_size, reset_real_features=False)
+
+
+def inception_metric() -> FrechetInceptionDistance:
+    """torchmetrics' standard Inception-v3 FID; needs torch-fidelity and, once, internet for its weights."""
+    try:
+        return FrechetInceptionDistance(feature=2048, reset_real_features=False)
+    except ModuleNotFoundError:
+        raise GanError("Inception FD needs the torch-fidelity package: pip install torch-fidelity") from None
+    except Exception as error:  # noqa: BLE001 - download failures come as URLError, OSError, RuntimeError...
+        raise GanError(f"could not fetch the Inception weights ({type(error).__name__}: {error}); "
+                       "Inception FD needs internet the first time") from None
+
+
+def add_images(metric: FrechetInceptionDistance | KernelInceptionDistance, images: Images, *, real: bool,
+               batch_size: int = 500) -> None:
+    """Feed uint8 images to a torchmetrics FD/KID in batches."""
+    images = as_image_tensor(images)
+    if not metric.used_custom_model and images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)  # Inception takes RGB only; grey is the same value in each channel
+    for first in range(0, len(images), batch_size):
+        metric.update(images[first : first + batch_size], real=real)
+
+
+def compute_fd(metric: FrechetInceptionDistance) -> float:
+    """The FD of what a metric holds; never negative."""
+    # The matrix square root's rounding can dip a hair below zero for (nearly) identical sets.
+    return max(0.0, float(metric.compute()))
+
+
+def compute_kid(metric: KernelInceptionDistance, seed: int = 0) -> tuple[float, float]:
+    """(mean, std) of KID over random subsets, the subsets drawn from `seed` so a score is reproducible."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def kid_subset_size(*counts: int) -> int:
+    """KID subset size for sets of these sizes: at most 1000, at most the smallest set."""
+    smallest = min(counts)
+    if smallest < 2:
+        raise GanError(f"KID needs at least 2 images in each set, got {smallest}")
+    return min(KID_MAX_SUBSET_SIZE, smallest)
+
+
+def fd_between(evaluator: Evaluator, images_a: Images, images_b: Images) -> float:
+    """Fréchet distance between evaluator features of two image sets (each at least 2 images)."""
+    metric = frechet_metric(evaluator)
+    add_images(metric, images_a, real=True)
+    add_images(metric, images_b, real=False)
+    return compute_fd(metric)
+
+
+def kid_between(evaluator: Evaluator, images_a: Images, images_b: Images, *, seed: int = 0) -> tuple[float, float]:
+    """(mean, std) KID between evaluator features of two image sets."""
+    metric = kid_metric(evaluator, kid_subset_size(len(images_a), len(images_b)))
+    add_images(metric, images_a, real=True)
+    add_images(metric, images_b, real=False)
+    return compute_kid(metric, seed)
+
+
+def class_accuracy(evaluator: Evaluator, images: Images, labels: Sequence[int] | torch.Tensor
+                   ) -> tuple[float, list[float | None]]:
+    """Share of images the evaluator assigns to their label: overall, and per class (None for an absent class)."""
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    correct = (predict(evaluator, images) == labels).float()  # (N,)
+    per_class = [float(correct[labels == c].mean()) if (labels == c).any() else None
+                 for c in range(evaluator.evaluator_config.num_classes)]
+    return float(correct.mean()) if len(correct) else float("nan"), per_class
+
+
+def check_evaluator_fits(evaluator: Evaluator, model_config: Any, *, evaluator_source: str = "the evaluator") -> None:
+    """Raise GanError unless the evaluator classifies images of the generator's size, channels and classes."""
+    e = evaluator.evaluator_config
+    g = model_config
+    if (e.image_size, e.channels, e.num_classes) != (g.image_size, g.channels, g.num_classes):
+        raise GanError(f"{evaluator_source} classifies {e.image_size} px {e.channels}-channel images into "
+                       f"{e.num_classes} classes, but the generator makes {g.image_size} px {g.channels}-channel "
+                       f"images of {g.num_classes} classes; use an evaluator trained on the generator's dataset")
+    numbered = [str(i) for i in range(e.num_classes)]
+    if numbered not in (e.class_names, list(g.class_names)) and e.class_names != list(g.class_names):
+        raise GanError(f"{evaluator_source} knows classes {e.class_names[:3]}... but the generator makes "
+                       f"{list(g.class_names)[:3]}...; use an evaluator trained on the generator's dataset")
+
+
+def generated_batches(generator: nn.Module, *, per_class: int, truncation: float, batch_size: int = 500,
+                      first_seed: int = 0):
+    """Yield (class, uint8 images (B, C, H, W)) for every class, seeds first_seed.. first_seed+per_class-1."""
+    for label in range(generator.model_config.num_classes):
+        for first in range(first_seed, first_seed + per_class, batch_size):
+            seeds = list(range(first, min(first + batch_size, first_seed + per_class)))
+            yield label, as_image_tensor(generate(generator, [label] * len(seeds), seeds, truncation))
+
+
+def score_generator(generator: nn.Module, evaluator: Evaluator, reference: ImageData, *,
+                    train: ImageData | None = None, per_class: int = 1000, truncation: float = 1.0,
+                    inception: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Class accuracy, FD, KID (and FD's train-vs-test floor when `train` is given) of a generator's images:
+    per_class images of each class, seeds 0..per_class-1, at the given truncation, against `reference`."""
+    log = log or (lambda message: None)
+    check_evaluator_fits(evaluator, generator.model_config)
+    if len(reference.class_names) != generator.model_config.num_classes:
+        raise GanError(f"the dataset has {len(reference.class_names)} classes but the generator makes "
+                       f"{generator.model_config.num_classes}; score it against the dataset it was trained on")
+    if per_class < 1:
+        raise GanError(f"images per class must be at least 1, got {per_class}")
+    num_samples = per_class * generator.model_config.num_classes
+    fd_metrics = {"fd": frechet_metric(evaluator)}
+    if inception:
+        fd_metrics["inception_fd"] = inception_metric()
+    subset_size = kid_subset_size(num_samples, len(reference.labels))
+    kid = kid_metric(evaluator, subset_size)
+
+    log(f"features of {len(reference.labels)} reference images")
+    for metric in (*fd_metrics.values(), kid):
+        add_images(metric, reference.images, real=True)
+
+    log(f"generating and scoring {num_samples} images ({per_class} per class, truncation {truncation})")
+    scores: dict[str, Any] = {
+        "num_samples": num_samples,
+        "per_class": per_class,
+        "truncation": truncation,
+        "reference_images": len(reference.labels),
+        "class_accuracy": _score_generated(generator, evaluator, [*fd_metrics.values(), kid], per_class=per_class,
+                                           truncation=truncation),
+    }
+    scores.update({name: compute_fd(metric) for name, metric in fd_metrics.items()})
+
+    if train is not None:
+        floor_images = floor_subset(train, num_samples)
+        log(f"floor: features of {len(floor_images)} real train images")
+        for name, metric in fd_metrics.items():
+            metric.reset()  # keeps the reference (real) features, drops the generated ones
+            add_images(metric, floor_images, real=False)
+            scores[f"{name}_train_test"] = compute_fd(metric)
+        scores["fd_train_test_images"] = len(floor_images)
+        scores["fd_ratio"] = scores["fd"] / scores["fd_train_test"] if scores["fd_train_test"] > 0 else None
+    scores["kid_mean"], scores["kid_std"] = compute_kid(kid)
+    scores["kid_subset_size"] = subset_size
+    return scores
+
+
+def _score_generated(generator: nn.Module, evaluator: Evaluator, metrics: list, *, per_class: int,
+                     truncation: float) -> dict[str, Any]:
+    """Generate the scored images class by class, feed them to the FD/KID metrics as fake, return class accuracy."""
+    predictions, labels = [], []
+    for label, images in generated_batches(generator, per_class=per_class, truncation=truncation):
+        predictions.append(predict(evaluator, images))
+        labels.append(torch.full((len(images),), label))
+        for metric in metrics:
+            add_images(metric, images, real=False)
+    correct = (torch.cat(predictions) == torch.cat(labels)).float()  # (N,)
+    labels = torch.cat(labels)
+    names = list(generator.model_config.class_names)
+    return {"overall": float(correct.mean()),
+            "per_class": {names[c]: float(correct[labels == c].mean()) for c in range(len(names))}}
+
+
+def floor_subset(train: ImageData, count: int) -> torch.Tensor:
+    """`count` train images (all if fewer), picked by FLOOR_SEED: the same sample size as the generated set,
+    because FD's bias depends on the number of images."""
+    order = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(FLOOR_SEED))
+    return train.images[order[:count]]
+
+
+def cas(generator: nn.Module, test: ImageData, config: EvaluatorConfig, *, per_class: int = 1000,
+        truncation: float = 1.0, epochs: int = 6, seed: int = 0, log: Callable[[str], None] | None = None) -> float:
+    """Classification Accuracy Score: real-test accuracy of a classifier (the evaluator's architecture) trained
+    only on per_class generated images of each class, from seeds CAS_SEED_OFFSET.. (never the scored seeds)."""
+    model_config = generator.model_config
+    if per_class < 1:
+        raise GanError(f"CAS needs at least 1 image per class, got {per_class}")
+    seeds = list(range(CAS_SEED_OFFSET, CAS_SEED_OFFSET + per_class))
+    classes = [c for c in range(model_config.num_classes) for _ in seeds]
+    images = as_image_tensor(generate(generator, classes, seeds * model_config.num_classes, truncation))
+    fake = ImageData(images=images, labels=torch.tensor(classes, dtype=torch.int64),
+                     class_names=list(model_config.class_names), source="generated")
+    config = dataclasses.replace(config, dataset="generated", test_accuracy=None)
+    _, accuracy = train_evaluator(fake, test, config, epochs=epochs, seed=seed, log=log)
+    return accuracy
