@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from gan.augment import parse_policy
 from gan.config import SUPPORTED_IMAGE_SIZES, TrainConfig
 from gan.errors import GanError
+from gan.hub import check_repo_id
 from gan.losses import LOSSES
 
 DEFAULTS = TrainConfig()
@@ -75,20 +77,33 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--log-with", default=None, help="accelerate tracker for losses and images/s, e.g. tensorboard")
     output.add_argument("--resume", default=None,
                         help="checkpoint folder to resume from (default: the newest one in OUTPUT_DIR, if any)")
+    output.add_argument("--real-pool-split", default=DEFAULTS.real_pool_split,
+                        help="held-out split exported as the quiz's pool of real images ('' for none)")
+    output.add_argument("--real-pool-size", type=int, default=DEFAULTS.real_pool_size,
+                        help="images in that pool, balanced over classes")
+
+    hub = p.add_argument_group("Hugging Face Hub")
+    hub.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                     help="push the export (safetensors, config, samples, model card) to this model repo at the end")
+    hub.add_argument("--hub-private", action="store_true", help="create the repo as private")
+    hub.add_argument("--hub-token", default=None,
+                     help="token with write access (default: HF_TOKEN or the login saved by `hf auth login`)")
+    hub.add_argument("--push-every", type=int, default=DEFAULTS.push_every,
+                     help="steps between pushes during training, each a commit named after its step (0: end only)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Turn parsed flags into a TrainConfig, rejecting values and combinations that cannot work."""
-    values = {k: v for k, v in vars(args).items() if k != "dry_run"}
+    values = {k: v for k, v in vars(args).items() if k not in ("dry_run", "hub_token")}
     cfg = TrainConfig(**values)
     positive = ("batch_size", "max_steps", "d_steps", "latent_dim", "g_width", "d_width", "log_every", "sample_seeds")
     for name in positive:
         if getattr(cfg, name) < 1:
             raise GanError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     non_negative = ("checkpoint_every", "checkpoints_total_limit", "sample_every", "export_every", "num_workers",
-                    "ema_start", "seed")
+                    "ema_start", "seed", "push_every", "real_pool_size")
     for name in non_negative:
         if getattr(cfg, name) < 0:
             raise GanError(f"--{name.replace('_', '-')} must not be negative, got {getattr(cfg, name)}")
@@ -102,6 +117,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             raise GanError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(cfg, name)}")
     if cfg.cpu_threads is not None and cfg.cpu_threads < 1:
         raise GanError(f"--cpu-threads must be at least 1, got {cfg.cpu_threads}")
+    if (cfg.push_every or cfg.hub_private) and not cfg.push_to_hub:
+        raise GanError("--push-every and --hub-private need --push-to-hub REPO_ID")
+    if cfg.push_to_hub:
+        check_repo_id(cfg.push_to_hub)
     parse_policy(cfg.diffaugment)
     return cfg
 
@@ -133,6 +152,8 @@ def dry_run(cfg: TrainConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.hub_token:  # the Hub client reads it from the environment; it is never written to training_config.json
+        os.environ["HF_TOKEN"] = args.hub_token
     try:
         cfg = config_from_args(args)
         if args.dry_run:

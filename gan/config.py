@@ -139,7 +139,27 @@ class TrainConfig:
     sample_seeds: int = 8  # columns of the sample grid: seeds 0..N-1, one row per class
     log_every: int = 50  # steps between loss logs (and NaN checks)
     log_with: str | None = None  # accelerate tracker, e.g. "tensorboard"
-    resume: str | None = None  # checkpoint folder to resume from; None = newest in output_dir; "none" = start fresh
+    resume: str | None = None  # checkpoint folder to resume from; None = the newest in output_dir
+    real_pool_split: str = "test"  # held-out split whose images are exported as the quiz's real pool ("" = none)
+    real_pool_size: int = 500  # real images in that pool, balanced over classes
+    # Hub
+    push_to_hub: str | None = None  # model repo id to push the export to at the end (and with push_every)
+    hub_private: bool = False  # create that repo as private
+    push_every: int = 0  # steps between pushes of the export during training (0 = only at the end)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def to_command(self, launcher: str = "accelerate launch train.py") -> str:
+        """The train.py command line that reproduces this configuration (flags that differ from the defaults)."""
+        defaults, parts = TrainConfig(), [launcher]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("dataset", "output_dir") or value != getattr(defaults, f.name):
+                flag = "--" + f.name.replace("_", "-")
+                if isinstance(value, bool):
+                    parts += [flag] if value else []
+                elif value is not None:
+                    text = str(value)
+                    parts += [flag, f"'{text}'" if not text or any(c in text for c in " ,;&|") else text]
+        return " ".join(parts)

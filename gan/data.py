@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan.errors import GanError
+from .errors import GanError
+from .hub import looks_like_local_path
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DATA_FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".json": "json", ".jsonl": "json"}
@@ -81,9 +81,7 @@ def _check_labels(labels: torch.Tensor, names: list[str], *, source: str) -> Non
 
 
 def _looks_like_path(source: str) -> bool:
-    # Hub ids are "name" or "owner/name"; anything else with a separator can only be a (mistyped) path.
-    return source.startswith(("/", "./", "../", "~")) or source.count(os.sep) > 1 or (
-        os.altsep is not None and os.altsep in source) or Path(source).suffix.lower() in DATA_FILE_BUILDERS
+    return looks_like_local_path(source) or Path(source).suffix.lower() in DATA_FILE_BUILDERS
 
 
 # ----------------------------------------------------------------------------------------------- conversion
@@ -378,3 +376,17 @@ def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
     if images_uint8.dtype != torch.uint8:
         raise TypeError(f"to_model_range expects uint8 images, got {images_uint8.dtype}")
     return images_uint8.float() / 127.5 - 1.0
+
+
+def balanced_subset(data: ImageData, size: int, *, seed: int = 0) -> ImageData:
+    """Up to `size` images, classes as even as the data allows, picked reproducibly by `seed`."""
+    rng = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(data.labels), generator=rng)
+    # Rank each image within its class (in shuffled order), then take ranks 0, 1, 2... across classes.
+    labels = data.labels[order]
+    rank = torch.zeros_like(labels)
+    for c in labels.unique():
+        members = labels == c
+        rank[members] = torch.arange(int(members.sum()))
+    chosen = order[torch.argsort(rank * len(data.class_names) + labels, stable=True)[:size]]
+    return ImageData(data.images[chosen], data.labels[chosen], data.class_names, data.source)

@@ -94,15 +94,6 @@ def validate(args: argparse.Namespace) -> None:
             raise GanError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
 
-def load_generator_any(path_or_repo: str):
-    """The generator of an exported model folder (the one place to teach Hub repo ids later)."""
-    path = Path(path_or_repo).expanduser()
-    if path.is_file():
-        raise GanError(f"{path_or_repo} is a file; --model takes an exported model folder "
-                       "(config.json + model.safetensors)")
-    return load_generator(path)
-
-
 def default_evaluator_dir(dataset: str) -> Path:
     """evaluators/<last part of the dataset path or id, lower case, '_' as '-'>, e.g. evaluators/fashion-mnist."""
     name = Path(dataset.rstrip("/\\")).name.lower().replace("_", "-")
@@ -128,7 +119,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    generator = load_generator_any(args.model)
+    generator = load_generator(args.model)
     evaluator_dir = Path(args.evaluator) if args.evaluator else default_evaluator_dir(args.dataset)
     if not args.evaluator and not evaluator_dir.is_dir():
         raise GanError(f"no evaluator at {evaluator_dir}; pass --evaluator DIR or train one with "

@@ -14,6 +14,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from .config import ModelConfig
 from .errors import GanError
+from .hub import DISCRIMINATOR_FOLDER, HubModelMixin
 
 
 def class_weights(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
@@ -62,7 +63,7 @@ class GeneratorBlock(nn.Module):
         return h + self.shortcut(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-class Generator(nn.Module):
+class Generator(nn.Module, HubModelMixin):
     """Maps noise z (B, latent_dim) and classes (B,) or class mixtures (B, K) to images (B, C, H, W) in [-1, 1]."""
 
     def __init__(self, config: ModelConfig):
@@ -113,8 +114,10 @@ class DiscriminatorBlock(nn.Module):
         return F.avg_pool2d(x, 2) if self.downsample else x
 
 
-class Discriminator(nn.Module):
+class Discriminator(nn.Module, HubModelMixin):
     """Scores images (B, C, H, W) with classes (B,): a realness logit per image, class-aware by projection."""
+
+    hub_subfolder = DISCRIMINATOR_FOLDER  # a model repo's root holds the generator
 
     def __init__(self, config: ModelConfig):
         super().__init__()

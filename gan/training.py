@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,10 +31,11 @@ from tqdm.auto import tqdm
 
 from .augment import diff_augment, parse_policy
 from .config import ModelConfig, TrainConfig
-from .data import ImageData, ImageDataset, collate_batch, load_image_data, to_model_range
+from .card import write_model_card
+from .data import ImageData, ImageDataset, balanced_subset, collate_batch, load_image_data, to_model_range
 from .ema import EMA, recalibrate_batch_norm
 from .errors import GanError
-from .hub import DISCRIMINATOR_FOLDER, save_model
+from .hub import DISCRIMINATOR_FOLDER, check_repo_id, hub_errors, publish_folder, save_model, save_real_pool
 from .losses import discriminator_loss, generator_loss
 from .models import Discriminator, Generator
 from .sampling import class_grid, save_gif, save_png
@@ -78,6 +80,10 @@ def train(cfg: TrainConfig) -> Path:
     )
     model_config = model_config_for(cfg, data)
     prepare_run_folder(out, cfg, accelerator)
+    pool = None
+    if accelerator.is_main_process:
+        prepare_push(cfg)
+        pool = held_out_pool(cfg, model_config)
     set_seed(cfg.seed)
     generator, discriminator = Generator(model_config), Discriminator(model_config)
     ema = EMA(generator, decay=cfg.ema_decay, start=cfg.ema_start)
@@ -143,11 +149,16 @@ def train(cfg: TrainConfig) -> Path:
         if due(step, cfg.checkpoint_every, last):
             check_losses(accelerator, loss_d, loss_g, step)
             save_checkpoint(accelerator, out, step, cfg.checkpoints_total_limit)
-        if due(step, cfg.export_every, False) and not last:
-            export_models(accelerator, out, ema, discriminator, cfg)
+        pushing = bool(cfg.push_to_hub) and due(step, cfg.push_every, False) and not last
+        if (due(step, cfg.export_every, False) or pushing) and not last:
+            export_dir = export_models(accelerator, out, ema, discriminator, cfg, pool)
+            if pushing and accelerator.is_main_process:
+                push_export(export_dir, cfg, f"Step {step}", final=False)
     progress.close()
 
-    export_dir = export_models(accelerator, out, ema, discriminator, cfg)
+    export_dir = export_models(accelerator, out, ema, discriminator, cfg, pool)
+    if cfg.push_to_hub and accelerator.is_main_process:
+        push_export(export_dir, cfg, f"Training finished at step {state.step}", final=True)
     accelerator.end_training()
     return export_dir
 
@@ -342,7 +353,8 @@ def write_timelapse(out: Path) -> Path | None:
     return save_gif(frames, out / "timelapse.gif", duration_ms=250)
 
 
-def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, cfg: TrainConfig) -> Path:
+def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, cfg: TrainConfig,
+                  pool: ImageData | None) -> Path:
     """Write the EMA generator and the discriminator (safetensors + config) with samples into out/export."""
     export_dir = out / "export"
     accelerator.wait_for_everyone()
@@ -358,6 +370,9 @@ def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, 
         if timelapse:
             shutil.copyfile(timelapse, staging / "timelapse.gif")
         shutil.copyfile(out / "training_config.json", staging / "training_config.json")
+        if pool is not None:
+            save_real_pool(pool.images, pool.labels, staging, split=cfg.real_pool_split)
+        write_model_card(staging, repo_id=cfg.push_to_hub)
         # Swap the finished folder in, so export/ is never seen half-written.
         previous = out / ".export-previous"
         shutil.rmtree(previous, ignore_errors=True)
@@ -367,3 +382,54 @@ def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, 
         shutil.rmtree(previous, ignore_errors=True)
     accelerator.wait_for_everyone()
     return export_dir
+
+
+# ---------------------------------------------------------------------------------------------- real pool, Hub
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def held_out_pool(cfg: TrainConfig, model_config: ModelConfig) -> ImageData | None:
+    """A class-balanced set of real images from a split training never sees, for the quiz; None if there is none."""
+    if not cfg.real_pool_split or cfg.real_pool_size <= 0:
+        return None
+    if cfg.real_pool_split == cfg.split:
+        warn(f"no real pool exported: --real-pool-split {cfg.real_pool_split} is the training split")
+        return None
+    try:
+        held_out = load_image_data(
+            cfg.dataset, split=cfg.real_pool_split, image_size=cfg.image_size, channels=model_config.channels,
+            image_column=cfg.image_column, label_column=cfg.label_column,
+        )
+    except GanError as error:
+        warn(f"no real pool exported ({error})")
+        return None
+    if held_out.class_names != model_config.class_names:
+        warn(f"no real pool exported: split {cfg.real_pool_split} has other classes than {cfg.split}")
+        return None
+    return balanced_subset(held_out, cfg.real_pool_size, seed=cfg.seed)
+
+
+def prepare_push(cfg: TrainConfig) -> None:
+    """Create the target repo now, so a bad id, a missing token or a refused namespace stops the run before training."""
+    if not cfg.push_to_hub:
+        return
+    from huggingface_hub import HfApi
+
+    with hub_errors(check_repo_id(cfg.push_to_hub), None, writing=True):
+        HfApi().create_repo(cfg.push_to_hub, private=cfg.hub_private or None, exist_ok=True)
+
+
+def push_export(export_dir: Path, cfg: TrainConfig, message: str, *, final: bool) -> None:
+    """Publish the export as one commit; a failed push during training only warns (training goes on)."""
+    try:
+        url = publish_folder(export_dir, cfg.push_to_hub, private=cfg.hub_private or None, commit_message=message)
+        print(f"Pushed {export_dir} to {cfg.push_to_hub}: {url}", flush=True)
+    except GanError as error:
+        hint = f"push it later with `python -m gan.hub push {export_dir} {cfg.push_to_hub}`"
+        if final:
+            raise GanError(f"training finished and the model is exported to {export_dir}, but the push failed: "
+                           f"{error}; {hint}") from None
+        warn(f"push at {message.lower()} failed ({error}); training goes on")

@@ -46,9 +46,9 @@ def tiny_imagefolder(tmp_path_factory) -> Path:
     return root
 
 
-def child_env() -> dict[str, str]:
-    """Environment for child processes: offline, quiet, one thread each (tests run side by side on 2 cores)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+def child_env(*, online: bool = False) -> dict[str, str]:
+    """Environment for child processes: offline unless a test's local Hub is meant to be reached, unbuffered."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "0" if online else "1", "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -62,5 +62,6 @@ def launch_command(*args: str, processes: int = 1) -> list[str]:
             str(REPO / "train.py"), *args]
 
 
-def run(command: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout)
+def run(command: list[str], timeout: float = 240, *, online: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=REPO, env=child_env(online=online), capture_output=True, text=True,
+                          timeout=timeout)

@@ -1,0 +1,156 @@
+"""The model card (README.md of a model folder or repo), generated from what the folder holds.
+
+It reads config.json, training_config.json and metrics.json when present, so the card always tells the truth about
+the weights beside it: YAML metadata (with the metrics in model-index form), the sample grid and timelapse, usage,
+class names, the exact training command and configuration, the metrics with their sample counts, and the limits.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .config import ModelConfig, TrainConfig
+from .hub import CONFIG_NAME, looks_like_local_path
+
+LICENSE = "apache-2.0"
+TAGS = ["gan", "conditional-image-generation", "class-conditional", "image-generation", "pytorch", "safetensors"]
+# Local copies of Hub datasets that the card can name by their Hub id (e.g. Debian's dataset-fashion-mnist).
+KNOWN_DATASETS = {"fashion-mnist": "zalando-datasets/fashion_mnist", "fashion_mnist": "zalando-datasets/fashion_mnist",
+                  "mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10", "cifar-10": "uoft-cs/cifar10"}
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from path, or None if the file is absent or unreadable."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def hub_dataset_id(source: str) -> str | None:
+    """The Hub id of the training data: the source itself, or a known dataset a local folder holds a copy of."""
+    if source and not looks_like_local_path(source) and not Path(source).exists():
+        return source
+    name = Path(source.rstrip("/")).name.lower()
+    return KNOWN_DATASETS.get(name)
+
+
+def eval_results(metrics: dict[str, Any], model_name: str, dataset: str | None) -> list[EvalResult]:
+    """The metrics in model-index form (only those that were measured)."""
+    common = dict(task_type="image-generation", task_name="Class-conditional image generation",
+                  dataset_type=dataset or "custom", dataset_name=dataset or "training data",
+                  dataset_split=metrics.get("reference_split"))
+    accuracy = (metrics.get("class_accuracy") or {}).get("overall")
+    n = metrics.get("num_samples")
+    named = [
+        ("accuracy", accuracy, f"Class accuracy ({n} samples, evaluator classifier)"),
+        ("fd", metrics.get("fd"), f"FD, evaluator features ({n} samples)"),
+        ("fd", metrics.get("fd_train_test"), "FD floor: real train vs real test, evaluator features"),
+        ("kid", metrics.get("kid_mean"), f"KID, evaluator features ({n} samples)"),
+        ("accuracy", metrics.get("cas"), "Classification accuracy score (CAS)"),
+    ]
+    return [EvalResult(metric_type=kind, metric_value=round(float(value), 6), metric_name=name, **common)
+            for kind, value, name in named if isinstance(value, (int, float))]
+
+
+def model_card(folder: str | Path, *, repo_id: str | None = None) -> ModelCard:
+    """Build the card of a model folder (config.json required; training_config.json and metrics.json optional)."""
+    folder = Path(folder)
+    config = ModelConfig.load(folder / CONFIG_NAME)
+    train = read_json(folder / "training_config.json") or {}
+    metrics = read_json(folder / "metrics.json") or {}
+    dataset = hub_dataset_id(str(train.get("dataset", "")))
+    name = repo_id or folder.name
+    data = ModelCardData(
+        library_name="pytorch", license=LICENSE, tags=TAGS, datasets=[dataset] if dataset else None,
+        model_name=name, eval_results=eval_results(metrics, name, dataset) or None,
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{card_body(folder, config, train, metrics, name, dataset)}")
+
+
+def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics: dict[str, Any], name: str,
+              dataset: str | None) -> str:
+    channels = "grey" if config.channels == 1 else "RGB"
+    source = dataset or train.get("dataset") or "an image-classification dataset"
+    lines = [
+        f"# {name}",
+        "",
+        f"A class-conditional GAN that makes {config.image_size}x{config.image_size} {channels} images of "
+        f"{config.num_classes} classes, trained on {source}: a ResNet generator with class-conditional batch norm "
+        "(this file's weights are its EMA copy) and a spectral-norm projection discriminator (in `discriminator/`).",
+        "",
+    ]
+    if (folder / "samples.png").exists():
+        lines += ["![One row per class, seeds 0 to N-1, truncation 1](samples.png)", ""]
+    lines += [
+        "## Usage", "",
+        "With this project's `gan` package installed (`pip install -r requirements.txt` in its repository):", "",
+        "```python",
+        "from gan import load_generator, generate",
+        f'generator = load_generator("{name}")',
+        "images = generate(generator, classes=[0, 1], seeds=[42, 7], truncation=1.0)  # uint8 (2, H, W, C)",
+        "```", "",
+        "An image is addressed by (class, seed, truncation ψ): the same address gives the same picture on every "
+        "machine. ψ in (0, 1] scales the noise (1 = no truncation).", "",
+        "## Classes", "",
+        " | ".join(f"{i}: {n}" for i, n in enumerate(config.class_names)), "",
+    ]
+    lines += metrics_section(metrics)
+    if (folder / "timelapse.gif").exists():
+        lines += ["## Training", "", "![The fixed-noise grid during training](timelapse.gif)", ""]
+    else:
+        lines += ["## Training", ""]
+    if train:
+        command = TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__})
+        lines += ["```bash", command.to_command(), "```", "", "<details><summary>Training configuration</summary>",
+                  "", "```json", json.dumps(train, indent=2), "```", "", "</details>", ""]
+    lines += ["<details><summary>Model configuration (config.json)</summary>", "", "```json",
+              json.dumps(config.to_dict(), indent=2), "```", "", "</details>", ""]
+    lines += [
+        "## Limits", "",
+        f"- It draws only what its {config.num_classes} classes showed it, at {config.image_size} px; "
+        "samples can carry artefacts and some are not recognisable as their class.",
+        "- The metrics use a small classifier trained on the same dataset, not Inception: compare them with the "
+        "floor beside them and with other models scored the same way, not with published FIDs.",
+        "- Generated images are synthetic: do not present them as real photographs or data.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def metrics_section(metrics: dict[str, Any]) -> list[str]:
+    """A table of the measured figures, or a note that none were measured."""
+    if not metrics:
+        return ["## Metrics", "", "Not measured yet (`python -m gan.evaluate score --model DIR --dataset SRC --write`).", ""]
+    accuracy = metrics.get("class_accuracy") or {}
+    rows = [
+        ("Class accuracy (evaluator)", accuracy.get("overall")),
+        ("Evaluator accuracy on real test images", metrics.get("evaluator_test_accuracy")),
+        ("FD (evaluator features)", metrics.get("fd")),
+        ("FD floor: real train vs real test", metrics.get("fd_train_test")),
+        ("FD / floor", metrics.get("fd_ratio")),
+        ("KID (evaluator features)", metrics.get("kid_mean")),
+        ("CAS (classifier trained on samples, tested on real)", metrics.get("cas")),
+    ]
+    table = ["| metric | value |", "| --- | --- |"]
+    table += [f"| {label} | {value:.4f} |" for label, value in rows if isinstance(value, (int, float))]
+    per_class = accuracy.get("per_class") or {}
+    detail = ", ".join(f"{k}: {v:.3f}" for k, v in per_class.items())
+    return [
+        "## Metrics", "",
+        f"{metrics.get('num_samples')} generated images ({metrics.get('per_class')} per class, seeds 0 to "
+        f"{(metrics.get('per_class') or 1) - 1}, truncation {metrics.get('truncation')}) against the real "
+        f"{metrics.get('reference_split')} split, measured {metrics.get('date', '')}.", "",
+        *table, "", f"Class accuracy per class: {detail}." if detail else "", "",
+    ]
+
+
+def write_model_card(folder: str | Path, *, repo_id: str | None = None) -> Path:
+    """Write README.md into the folder and return its path."""
+    path = Path(folder) / "README.md"
+    model_card(folder, repo_id=repo_id).save(path)
+    return path
