@@ -11,10 +11,12 @@ with_tests=0
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 apt_packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
+# The browser tests drive Debian's Chromium with Playwright (never `playwright install`: it downloads a browser).
+[ "$with_tests" = 1 ] && ! command -v chromium >/dev/null && apt_packages+=(chromium)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "setup: installing ${apt_packages[*]} with apt-get"
   as_root apt-get update -qq >/dev/null && as_root apt-get install -y -qq "${apt_packages[@]}" >/dev/null \
-    || echo "setup: could not install ${apt_packages[*]}; tests that need it will be skipped" >&2
+    || echo "setup: could not install ${apt_packages[*]}; tests that need them will be skipped" >&2
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,9 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from gan.config import ModelConfig
+from gan.hub import save_real_pool
+from gan.models import Discriminator, Generator
+
 REPO = Path(__file__).resolve().parents[1]
+CLASS_NAMES = ["a", "b", "c"]  # classes of the tiny export
 CLASSES = ("circle", "square", "stripes")  # sorted, as folder names are read
 
 # The small flags every training test uses: a few-thousand-parameter model that trains in milliseconds a step.
@@ -65,3 +72,17 @@ def launch_command(*args: str, processes: int = 1) -> list[str]:
 def run(command: list[str], timeout: float = 240, *, online: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO, env=child_env(online=online), capture_output=True, text=True,
                           timeout=timeout)
+
+
+def tiny_export(folder, seed: int = 0):
+    """A tiny export-shaped folder: generator at the root, discriminator below, a real pool and a training config."""
+    torch.manual_seed(seed)
+    config = ModelConfig(num_classes=3, class_names=CLASS_NAMES, g_width=8, d_width=8, latent_dim=16)
+    generator = Generator(config)
+    generator(torch.randn(8, 16), torch.arange(8) % 3)  # non-default batch-norm statistics
+    generator.eval().save_pretrained(folder)
+    Discriminator(config).save_pretrained(folder / "discriminator")
+    save_real_pool(torch.randint(0, 255, (6, 1, 28, 28), dtype=torch.uint8), torch.tensor([0, 1, 2] * 2), folder,
+                   split="test")
+    (folder / "training_config.json").write_text(json.dumps({"dataset": "ylecun/mnist", "output_dir": "runs/x"}))
+    return generator

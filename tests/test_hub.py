@@ -9,30 +9,13 @@ import pytest
 import torch
 from huggingface_hub import ModelCard, constants
 
-from conftest import REPO, TINY, run
+from conftest import CLASS_NAMES, REPO, TINY, run, tiny_export
 from gan.config import ModelConfig
 from gan.errors import GanError
-from gan.hub import load_discriminator, load_generator, load_real_pool, publish_folder, save_real_pool
+from gan.hub import load_discriminator, load_generator, load_real_pool, publish_folder
 from gan.models import Discriminator, Generator
 from gan.sampling import generate
 from hub_server import TOKEN, USER, local_hub  # noqa: F401
-
-CLASS_NAMES = ["a", "b", "c"]
-
-
-def tiny_export(folder, seed: int = 0):
-    """An export-shaped folder: generator at the root, discriminator below, a real pool and a training config."""
-    torch.manual_seed(seed)
-    config = ModelConfig(num_classes=3, class_names=CLASS_NAMES, g_width=8, d_width=8, latent_dim=16)
-    generator = Generator(config)
-    generator(torch.randn(8, 16), torch.arange(8) % 3)  # non-default batch-norm statistics
-    generator.eval().save_pretrained(folder)
-    Discriminator(config).save_pretrained(folder / "discriminator")
-    save_real_pool(torch.randint(0, 255, (6, 1, 28, 28), dtype=torch.uint8), torch.tensor([0, 1, 2] * 2), folder,
-                   split="test")
-    (folder / "training_config.json").write_text(json.dumps({"dataset": "ylecun/mnist", "output_dir": "runs/x"}))
-    return generator
-
 
 def test_train_py_pushes_and_from_pretrained_gives_identical_images(local_hub, tiny_imagefolder, tmp_path):
     out = tmp_path / "run"

@@ -1,0 +1,201 @@
+"""What the demo app does, without Gradio: load models, make grids and interpolations, describe a model.
+
+Every function validates its inputs itself (the app's API can be called with anything) and raises GanError with a
+sentence a visitor can act on. Images come back as uint8 (H, W, C) arrays, enlarged with nearest-neighbour
+upscaling so small images stay crisp.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .card import read_json
+from .errors import GanError
+from .hub import DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, looks_like_local_path, resolve_model_folder
+from .models import Discriminator, Generator
+from .sampling import (MAX_SEED, check_seed, check_truncation, generate, image_grid, interpolate, resolve_class,
+                       save_gif, save_png)
+
+ALL_CLASSES = "All classes"
+MAX_IMAGES = 64  # images per request in single-class mode
+MAX_GRID_IMAGES = 256  # images per "all classes" grid (columns shrink for models with many classes)
+MAX_FRAMES = 64  # interpolation steps
+DISPLAY_SIZE = 160  # small images are enlarged (by a whole factor) to about this many pixels
+
+
+@dataclass
+class DemoModel:
+    """A loaded model and what the app shows about it."""
+
+    source: str  # what was asked for: a Hub repo id or a folder
+    folder: Path  # where its files are on disk
+    generator: Generator
+    discriminator: Discriminator | None
+    metrics: dict[str, Any] | None = None
+    hub_url: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one forward pass at a time
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.generator.model_config.class_names
+
+    @property
+    def default_truncation(self) -> float:
+        return self.generator.model_config.default_truncation
+
+
+def load_demo_model(source: str) -> DemoModel:
+    """Load a model folder or Hub repo with everything the app shows (samples, metrics, discriminator)."""
+    folder = resolve_model_folder(source)
+    generator = load_model(Generator, folder)
+    discriminator = None
+    if (folder / DISCRIMINATOR_FOLDER / WEIGHTS_NAME).is_file():
+        discriminator = load_model(Discriminator, folder / DISCRIMINATOR_FOLDER)
+    is_repo = not Path(source).expanduser().exists() and not looks_like_local_path(source)
+    hub_url = None
+    if is_repo:
+        from huggingface_hub import constants
+
+        hub_url = f"{constants.ENDPOINT}/{source}"
+    model = DemoModel(source, folder, generator, discriminator, read_json(folder / "metrics.json"), hub_url)
+    generate(generator, [0], [0])  # warm-up: the first visitor should not pay for lazy initialisation
+    return model
+
+
+class ModelRegistry:
+    """The models an app serves, by name, each loaded once (the first lazily on start, the others on first use)."""
+
+    def __init__(self, sources: list[str]):
+        if not sources:
+            raise GanError("no model given: pass --model PATH_OR_REPO or set GAN_MODEL")
+        self.sources = list(dict.fromkeys(sources))
+        self._loaded: dict[str, DemoModel] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def default(self) -> str:
+        return self.sources[0]
+
+    def get(self, name: str | None) -> DemoModel:
+        """The model called `name` (default: the first), loading it on first use."""
+        name = name or self.default
+        if name not in self.sources:
+            raise GanError(f"unknown model {name!r}; this app serves: {', '.join(self.sources)}")
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = load_demo_model(name)
+            return self._loaded[name]
+
+
+def check_int(value: object, low: int, high: int, what: str) -> int:
+    """An integer in [low, high] (whole floats accepted, as number inputs send them), else GanError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise GanError(f"{what} must be a whole number between {low} and {high}, got {value!r}")
+    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+        raise GanError(f"{what} must be a whole number between {low} and {high}, got {value}")
+    if not low <= int(value) <= high:
+        raise GanError(f"{what} must be between {low} and {high}, got {int(value)}")
+    return int(value)
+
+
+def enlarge(image: np.ndarray, target: int = DISPLAY_SIZE) -> np.ndarray:
+    """For display: nearest-neighbour upscaling by the whole factor that brings the image closest to `target`
+    pixels; grey images become (H, W), the shape image widgets take for one channel."""
+    factor = max(1, round(target / image.shape[0]))
+    image = image[..., 0] if image.shape[-1] == 1 else image
+    return image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image
+
+
+def seed_range(seed: int, count: int) -> list[int]:
+    """count consecutive seeds from seed, wrapping past the largest seed."""
+    return [(seed + i) % (MAX_SEED + 1) for i in range(count)]
+
+
+def generate_images(model: DemoModel, class_choice: object, seed: object, count: object,
+                    truncation: object) -> tuple[list[np.ndarray], np.ndarray]:
+    """Images of one class (seeds seed..seed+count-1), or a grid with one row per class; returns (images, grid)."""
+    seed = check_seed(seed)
+    count = check_int(count, 1, MAX_IMAGES, "the number of images")
+    psi = check_truncation(truncation)
+    num_classes = len(model.class_names)
+    if str(class_choice) == ALL_CLASSES:
+        columns = max(1, min(count, MAX_GRID_IMAGES // num_classes))
+        classes = [c for c in range(num_classes) for _ in range(columns)]
+        seeds, rows = seed_range(seed, columns) * num_classes, num_classes
+    else:
+        classes = [resolve_class(class_choice, model.class_names)] * count
+        seeds, rows = seed_range(seed, count), math.ceil(count / min(count, 8))
+    with model.lock:
+        images = generate(model.generator, classes, seeds, psi)
+    return [enlarge(image) for image in images], image_grid(images, rows=rows)
+
+
+def interpolation_frames(model: DemoModel, start_class: object, start_seed: object, end_class: object,
+                         end_seed: object, steps: object, mode: object, truncation: object) -> list[np.ndarray]:
+    """Frames from (start class, seed) to (end class, seed), blending noise (slerp or lerp) and class condition."""
+    start = (resolve_class(start_class, model.class_names), check_seed(start_seed))
+    end = (resolve_class(end_class, model.class_names), check_seed(end_seed))
+    steps = check_int(steps, 2, MAX_FRAMES, "the number of steps")
+    with model.lock:
+        frames = interpolate(model.generator, start, end, steps, mode=str(mode), truncation=check_truncation(truncation))
+    return [enlarge(frame) for frame in frames]
+
+
+def write_png(image: np.ndarray, folder: Path | None = None) -> Path:
+    """Save an image as a PNG under a unique name (one file per request) and return its path."""
+    path = Path(tempfile.mkstemp(suffix=".png", dir=folder)[1])
+    return save_png(image, path, scale=max(1, round(DISPLAY_SIZE / 2 / image.shape[0])))
+
+
+def write_gif(frames: list[np.ndarray], *, duration_ms: int = 120, folder: Path | None = None) -> Path:
+    """Save frames as a looping GIF that plays forth and back, under a unique name."""
+    path = Path(tempfile.mkstemp(suffix=".gif", dir=folder)[1])
+    return save_gif(frames + frames[-2:0:-1], path, duration_ms=duration_ms)
+
+
+def describe(model: DemoModel) -> str:
+    """Markdown about a model: where it comes from, its classes, its measured quality."""
+    config = model.generator.model_config
+    where = f"[{model.source}]({model.hub_url})" if model.hub_url else f"`{model.source}`"
+    lines = [
+        f"**Model** {where}: {config.image_size}x{config.image_size} {'grey' if config.channels == 1 else 'RGB'} "
+        f"images, {config.num_classes} classes, latent size {config.latent_dim}, "
+        f"{sum(p.numel() for p in model.generator.parameters()) / 1e6:.2f} M generator parameters.",
+        "",
+        "**Classes**: " + ", ".join(f"{i} {name}" for i, name in enumerate(config.class_names)),
+        "",
+    ]
+    metrics = model.metrics or {}
+    accuracy = (metrics.get("class_accuracy") or {}).get("overall")
+    if accuracy is not None:
+        lines += [
+            f"**Measured** on {metrics.get('num_samples')} generated images (truncation {metrics.get('truncation')}), "
+            f"by a classifier trained on the real data:",
+            "",
+            "| metric | value |", "| --- | --- |",
+            f"| class accuracy of generated images | {accuracy:.3f} |",
+            f"| the classifier's accuracy on real test images | {metrics.get('evaluator_test_accuracy', float('nan')):.3f} |",
+            f"| Fréchet distance to real test images (its features) | {metrics.get('fd', float('nan')):.3f} |",
+            f"| the same for real train vs real test images (floor) | {metrics.get('fd_train_test', float('nan')):.3f} |",
+        ]
+    else:
+        lines.append("No metrics were measured for this model.")
+    return "\n".join(lines)
+
+
+def model_files(model: DemoModel) -> tuple[str | None, str | None]:
+    """Paths of the model's sample grid and training timelapse, where it has them."""
+    found = [model.folder / name for name in ("samples.png", "timelapse.gif")]
+    return tuple(str(path) if path.is_file() else None for path in found)  # type: ignore[return-value]
+
+
+def random_seed() -> int:
+    """A fresh seed for the dice button (from the OS, so visitors do not share a sequence)."""
+    return int.from_bytes(np.random.default_rng().bytes(4), "little") % 1_000_000

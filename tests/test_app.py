@@ -1,0 +1,186 @@
+"""The Gradio app, launched in-process and called through gradio_client as API users call it."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import CLASS_NAMES, tiny_export
+from gan.demo import ALL_CLASSES, ModelRegistry, check_int, enlarge, generate_images, seed_range
+from gan.errors import GanError
+from gan.hub import load_generator
+from gan.sampling import generate
+
+METRICS = {"num_samples": 30, "truncation": 1.0, "class_accuracy": {"overall": 0.9}, "evaluator_test_accuracy": 0.92,
+           "fd": 0.3, "fd_train_test": 0.05}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("app_model")
+    tiny_export(folder)
+    (folder / "metrics.json").write_text(json.dumps(METRICS))
+    Image.new("L", (40, 40)).save(folder / "samples.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app(model_dir, tmp_path_factory):
+    """The app serving the tiny model and a second one (for the picker), and a client of it."""
+    from gradio_client import Client
+
+    from app import build_demo
+
+    second = tmp_path_factory.mktemp("second_model")
+    tiny_export(second, seed=1)
+    demo = build_demo(ModelRegistry([str(model_dir), str(second)]))
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    yield demo, client, str(model_dir), str(second)
+    demo.close()
+
+
+def images_of(result) -> list[np.ndarray]:
+    return [np.asarray(Image.open(item["image"])) for item in result[0]]
+
+
+def test_every_event_has_an_api_name(app):
+    _, client, *_ = app
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/generate", "/interpolate", "/model_info", "/random_seed"} <= set(endpoints)
+
+
+def test_generate_returns_the_images_asked_for_large_enough_to_see(app, model_dir):
+    _, client, model, _ = app
+    result = client.predict(model, "b", 10, 5, 0.8, api_name="/generate")
+    images = images_of(result)
+    assert len(images) == 5 and all(image.shape == (168, 168) for image in images)  # 28 px shown 6x
+    expected = generate(load_generator(model_dir), [1] * 5, [10, 11, 12, 13, 14], 0.8)
+    assert (images[2][::6, ::6] == expected[2][..., 0]).all()  # the image of (class b, seed 12, psi 0.8)
+    grid = Image.open(result[1])
+    assert grid.format == "PNG"
+
+
+def test_equal_inputs_give_equal_images_and_other_seeds_differ(app):
+    _, client, model, _ = app
+    first = images_of(client.predict(model, "a", 7, 3, 1.0, api_name="/generate"))
+    again = images_of(client.predict(model, "a", 7, 3, 1.0, api_name="/generate"))
+    other = images_of(client.predict(model, "a", 8, 3, 1.0, api_name="/generate"))
+    assert all((x == y).all() for x, y in zip(first, again))
+    assert (first[1] == other[0]).all()  # seeds run on: seed 8 is the second image of seed 7's row
+    assert not (first[0] == other[0]).all()
+
+
+def test_all_classes_gives_one_row_per_class(app):
+    _, client, model, _ = app
+    result = client.predict(model, ALL_CLASSES, 0, 4, 1.0, api_name="/generate")
+    assert len(result[0]) == 3 * 4
+    assert Image.open(result[1]).size[1] > Image.open(result[1]).size[0] * 0.5  # three rows of four
+
+
+def test_interpolation_returns_frames_and_an_animated_gif(app, model_dir):
+    _, client, model, _ = app
+    frames, gif = client.predict(model, "a", 1, "c", 2, 6, "slerp", 1.0, api_name="/interpolate")
+    assert len(frames) == 6
+    animation = Image.open(gif)
+    assert animation.format == "GIF" and animation.n_frames == 10  # forth and back
+    first = np.asarray(Image.open(frames[0]["image"]))
+    assert (first[::6, ::6] == generate(load_generator(model_dir), [0], [1])[0][..., 0]).all()
+
+
+def test_model_info_describes_the_model_and_switches_models(app):
+    _, client, model, second = app
+    info = client.predict(model, api_name="/model_info")
+    assert "a, 1 b, 2 c" in info[0].replace("0 a", "a") and "0.900" in info[0]
+    assert client.predict(second, api_name="/model_info")[0].startswith(f"**Model** `{second}`")
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("hat", 0, 4, 1.0), "not in the list of choices"),
+        (("a", -1, 4, 1.0), "less than minimum"),
+        (("a", 0, 65, 1.0), "greater than maximum"),
+        (("a", 0, 4, 0.0), "less than minimum"),
+        (("a", "seven", 4, 1.0), None),
+        (("a", 2.5, 4, 1.0), "seed must be an integer"),
+    ],
+)
+def test_bad_input_is_an_error_and_the_next_call_works(app, args, message):
+    from gradio_client.exceptions import AppError
+
+    _, client, model, _ = app
+    with pytest.raises(AppError, match=message):
+        client.predict(model, *args, api_name="/generate")
+    assert len(client.predict(model, "a", 0, 2, 1.0, api_name="/generate")[0]) == 2
+
+
+def test_bad_interpolation_and_unknown_model(app):
+    from gradio_client.exceptions import AppError
+
+    _, client, model, _ = app
+    with pytest.raises(AppError):
+        client.predict(model, "a", 1, "c", 2, 1, "slerp", 1.0, api_name="/interpolate")
+    with pytest.raises(AppError):
+        client.predict(model, "a", 1, "c", 2, 4, "cubic", 1.0, api_name="/interpolate")
+    with pytest.raises(AppError):
+        client.predict("/not/a/model", "a", 0, 2, 1.0, api_name="/generate")
+
+
+def test_concurrent_clients_all_get_their_images(app):
+    _, client, model, _ = app
+    jobs = [client.submit(model, "c", seed, 4, 1.0, api_name="/generate") for seed in range(8)]  # queued at once
+    results = [job.result(timeout=120) for job in jobs]
+    assert all(len(result[0]) == 4 for result in results)
+    firsts = {np.asarray(Image.open(result[0][0]["image"])).tobytes() for result in results}
+    assert len(firsts) == 8  # each client got its own seed's images
+
+
+def test_random_seed_button_gives_a_seed(app):
+    _, client, *_ = app
+    assert 0 <= int(client.predict(api_name="/random_seed")) < 1_000_000
+
+
+# -------------------------------------------------------------------------------------- the service, directly
+
+
+def test_service_validates_and_caps(model_dir):
+    model = ModelRegistry([str(model_dir)]).get(None)
+    images, grid = generate_images(model, ALL_CLASSES, 2**32 - 1, 64, 1.0)
+    assert len(images) == 3 * 64 and grid.shape[0] == 3 * 30 + 2
+    assert seed_range(2**32 - 1, 3) == [2**32 - 1, 0, 1]
+    with pytest.raises(GanError, match="unknown model"):
+        ModelRegistry([str(model_dir)]).get("other")
+    with pytest.raises(GanError, match="whole number"):
+        check_int("3", 1, 64, "count")
+    with pytest.raises(GanError, match="between 1 and 64"):
+        check_int(0, 1, 64, "count")
+    assert check_int(4.0, 1, 64, "count") == 4
+    assert enlarge(np.zeros((28, 28, 1), np.uint8)).shape == (168, 168)
+    assert enlarge(np.zeros((64, 64, 3), np.uint8)).shape == (128, 128, 3)
+    assert enlarge(np.zeros((256, 256, 3), np.uint8)).shape == (256, 256, 3)
+
+
+def test_model_sources_come_from_flags_then_environment(monkeypatch):
+    from app import DEFAULT_MODEL, model_sources
+
+    monkeypatch.delenv("GAN_MODELS", raising=False)
+    monkeypatch.delenv("GAN_MODEL", raising=False)
+    assert model_sources() == [DEFAULT_MODEL]
+    monkeypatch.setenv("GAN_MODEL", "user/one")
+    assert model_sources() == ["user/one"]
+    monkeypatch.setenv("GAN_MODELS", "user/a, user/b")
+    assert model_sources() == ["user/a", "user/b"]
+    assert model_sources(["x"]) == ["x"]
+    assert CLASS_NAMES == ["a", "b", "c"]

@@ -1,0 +1,87 @@
+"""The real page in a real browser: Debian's Chromium, driven by Playwright, generates and interpolates."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+
+import pytest
+from PIL import Image
+
+from conftest import tiny_export
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Skipped on a developer machine without Chromium, never in CI (.ci/run installs it; CI=true).
+pytestmark = pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
+                                reason="Debian's chromium is not installed (scripts/setup.sh --test installs it)")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def shots(tmp_path_factory):
+    """Where screenshots go: $SCREENSHOT_DIR when set (to look at them), else a temporary folder."""
+    from pathlib import Path
+
+    folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path_factory.getbasetemp() / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    from app import build_demo
+    from gan.demo import ModelRegistry
+
+    folder = tmp_path_factory.mktemp("browser_model")
+    tiny_export(folder)
+    (folder / "metrics.json").write_text(json.dumps({"num_samples": 30, "class_accuracy": {"overall": 0.9}}))
+    Image.new("L", (40, 40)).save(folder / "samples.png")
+    demo = build_demo(ModelRegistry([str(folder)]))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def test_generate_shows_the_images(page, tmp_path_factory):
+    page.get_by_role("button", name="Generate", exact=True).click()
+    images = page.locator(".gallery img, [data-testid='gallery'] img, button.thumbnail-item img")
+    images.first.wait_for()
+    page.wait_for_function("document.querySelectorAll('img[src*=\"image.png\"], img[src*=\".png\"]').length >= 8")
+    count = page.locator("img[src*='.png']").count()
+    assert count >= 8  # the default: 8 images per class for "All classes" (3 classes)
+    natural = page.locator("img[src*='.png']").first.evaluate("img => img.naturalWidth")
+    assert natural >= 112  # 28 px images are sent enlarged, not left to the browser to blur
+    page.screenshot(path=str(shots(tmp_path_factory) / "generate.png"), full_page=True)
+
+
+def test_interpolate_shows_the_animation(page, tmp_path_factory):
+    page.get_by_role("tab", name="Interpolate").click()
+    page.get_by_role("button", name="Interpolate", exact=True).click()
+    gif = page.locator("img[src*='.gif']")
+    gif.first.wait_for()
+    assert gif.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    page.screenshot(path=str(shots(tmp_path_factory) / "interpolate.png"), full_page=True)
+
+
+def test_model_tab_shows_the_classes(page):
+    page.get_by_role("tab", name="Model").click()
+    page.get_by_text("0 a, 1 b, 2 c").wait_for()
+    assert page.get_by_text("0.900").is_visible()
