@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, describe, generate_images,
-                      interpolation_frames, model_files, random_seed, write_gif, write_png)
+                      interpolation_frames, model_files, random_seed, write_gif, write_grid, write_pngs)
 from gan.errors import GanError
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parent / "models" / "fashion-mnist")
@@ -52,14 +52,15 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
     @user_errors
     def on_generate(model_name, class_choice, seed, count, truncation):
-        images, grid = generate_images(registry.get(model_name), class_choice, seed, count, truncation)
-        return images, str(write_png(grid))
+        model = registry.get(model_name)
+        images, grid = generate_images(model, class_choice, seed, count, truncation)
+        return write_pngs(images), str(write_grid(grid, model.generator.model_config.image_size))
 
     @user_errors
     def on_interpolate(model_name, start_class, start_seed, end_class, end_seed, steps, mode, truncation):
         frames = interpolation_frames(registry.get(model_name), start_class, start_seed, end_class, end_seed,
                                       steps, mode, truncation)
-        return frames, str(write_gif(frames))
+        return write_pngs(frames), str(write_gif(frames))
 
     @user_errors
     def on_model(model_name):
@@ -70,7 +71,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 gr.update(choices=model.class_names, value=model.class_names[0]),
                 gr.update(choices=model.class_names, value=model.class_names[-1]), model.default_truncation)
 
-    with gr.Blocks(title="Class-conditional GAN") as demo:
+    # Gradio's own file cache is emptied of files older than an hour, every 10 minutes, so a Space never fills up.
+    with gr.Blocks(title="Class-conditional GAN", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# Class-conditional GAN\nPick a class and a seed: the same choice always draws the same image.")
         model_name = gr.Dropdown(registry.sources, value=registry.default, label="Model",
                                  visible=len(registry.sources) > 1)

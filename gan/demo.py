@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import tempfile
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,16 +150,66 @@ def interpolation_frames(model: DemoModel, start_class: object, start_seed: obje
     return [enlarge(frame) for frame in frames]
 
 
-def write_png(image: np.ndarray, folder: Path | None = None) -> Path:
-    """Save an image as a PNG under a unique name (one file per request) and return its path."""
-    path = Path(tempfile.mkstemp(suffix=".png", dir=folder)[1])
-    return save_png(image, path, scale=max(1, round(DISPLAY_SIZE / 2 / image.shape[0])))
+class Scratch:
+    """Files written for one response each, under random names in one folder; old ones are pruned as new ones come.
+
+    Handlers return these paths rather than arrays: Gradio copies a file into its cache atomically, while arrays are
+    re-encoded into a content-addressed path that concurrent requests for the same image rewrite mid-download.
+    """
+
+    def __init__(self, folder: str | Path | None = None, *, max_age_s: float = 900.0):
+        self.folder = Path(folder or tempfile.mkdtemp(prefix="gan-demo-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.max_age_s, self._writes, self._lock = max_age_s, 0, threading.Lock()
+
+    def path(self, suffix: str) -> Path:
+        """A fresh, unguessable file name (it says nothing about the content)."""
+        with self._lock:
+            self._writes += 1
+            if self._writes % 200 == 0:
+                self.prune()
+        return self.folder / f"{uuid.uuid4().hex}{suffix}"
+
+    def prune(self) -> None:
+        cutoff = time.time() - self.max_age_s
+        for entry in self.folder.iterdir():
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+            except OSError:  # taken by a concurrent prune
+                pass
 
 
-def write_gif(frames: list[np.ndarray], *, duration_ms: int = 120, folder: Path | None = None) -> Path:
-    """Save frames as a looping GIF that plays forth and back, under a unique name."""
-    path = Path(tempfile.mkstemp(suffix=".gif", dir=folder)[1])
-    return save_gif(frames + frames[-2:0:-1], path, duration_ms=duration_ms)
+_scratch: Scratch | None = None
+
+
+def scratch() -> Scratch:
+    """The process's scratch folder, made on first use (never at import)."""
+    global _scratch
+    if _scratch is None:
+        _scratch = Scratch()
+    return _scratch
+
+
+def write_png(image: np.ndarray, *, scale: int = 1) -> Path:
+    """Save an (H, W[, C]) uint8 image as a PNG (no metadata) under a fresh name; returns the path."""
+    return save_png(image if image.ndim == 3 else image[..., None], scratch().path(".png"), scale=scale)
+
+
+def write_pngs(images: list[np.ndarray]) -> list[str]:
+    """One PNG per image, for a gallery."""
+    return [str(write_png(image)) for image in images]
+
+
+def write_grid(grid: np.ndarray, image_size: int) -> Path:
+    """The grid as a PNG download, each image enlarged to about half the display size."""
+    return write_png(grid, scale=max(1, round(DISPLAY_SIZE / 2 / image_size)))
+
+
+def write_gif(frames: list[np.ndarray], *, duration_ms: int = 120) -> Path:
+    """Save frames as a looping GIF that plays forth and back, under a fresh name."""
+    frames = [frame if frame.ndim == 3 else frame[..., None] for frame in frames]
+    return save_gif(frames + frames[-2:0:-1], scratch().path(".gif"), duration_ms=duration_ms)
 
 
 def describe(model: DemoModel) -> str:
