@@ -15,8 +15,41 @@ START_RESOLUTIONS = (7, 4)
 SUPPORTED_IMAGE_SIZES = (28, 32, 56, 64, 112, 128, 256)
 
 
+class JsonConfig:
+    """A dataclass config saved as a JSON object; loading rejects fields this version does not know."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "config"):
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise GanError(f"{source} has unknown fields {unknown}; was it written by a newer version of this package?")
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise GanError(f"{source} is not a valid {cls.__name__}: {error}") from None
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path):
+        try:
+            values = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise GanError(f"no {Path(path).name} at {Path(path).parent}; is it a model folder?") from None
+        except json.JSONDecodeError as error:
+            raise GanError(f"{path} is not valid JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise GanError(f"{path} does not hold a JSON object")
+        return cls.from_dict(values, source=str(path))
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """Everything needed to rebuild the generator and discriminator; saved as config.json beside the weights."""
 
     image_size: int = 28  # height = width of generated images, in pixels
@@ -69,36 +102,6 @@ class ModelConfig:
     def width_at(self, base: int, level: int) -> int:
         """Channels at `level` halvings below full resolution (0 = full resolution)."""
         return base * min(2**level, self.max_width_multiplier)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        """Build from a config.json dict, rejecting keys this version does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise GanError(f"config has unknown fields {unknown}; was it written by a newer version of this package?")
-        try:
-            return cls(**values)
-        except TypeError as error:
-            raise GanError(f"config is not a valid model config: {error}") from None
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "ModelConfig":
-        try:
-            values = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise GanError(f"no config.json at {path}") from None
-        except json.JSONDecodeError as error:
-            raise GanError(f"{path} is not valid JSON ({error})") from None
-        if not isinstance(values, dict):
-            raise GanError(f"{path} does not hold a JSON object")
-        return cls.from_dict(values)
 
 
 @dataclass

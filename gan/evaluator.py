@@ -18,12 +18,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from .config import JsonConfig
 from .data import ImageData, to_model_range
 from .errors import GanError
+from .hub import load_state_strictly, read_safetensors
 
 WEIGHTS_NAME = "evaluator.safetensors"
 CONFIG_NAME = "evaluator_config.json"
@@ -32,7 +33,7 @@ TRANSLATE_PIXELS = 2  # training augmentation: random shifts of up to this many 
 
 
 @dataclass
-class EvaluatorConfig:
+class EvaluatorConfig(JsonConfig):
     """Everything needed to rebuild an evaluator, plus what it was trained on; saved as evaluator_config.json."""
 
     image_size: int = 28  # height = width of the images it classifies, in pixels
@@ -71,36 +72,6 @@ class EvaluatorConfig:
         while size > 4:
             size, blocks = size // 2, blocks + 1
         return max(3, blocks)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], *, source: str = "evaluator config") -> "EvaluatorConfig":
-        """Build from an evaluator_config.json dict, rejecting keys this version does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise GanError(f"{source} has unknown fields {unknown}; was it written by a newer version of this package?")
-        try:
-            return cls(**values)
-        except TypeError as error:
-            raise GanError(f"{source} is not a valid evaluator config: {error}") from None
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "EvaluatorConfig":
-        try:
-            values = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise GanError(f"no {CONFIG_NAME} at {path}; is it an evaluator folder?") from None
-        except json.JSONDecodeError as error:
-            raise GanError(f"{path} is not valid JSON ({error})") from None
-        if not isinstance(values, dict):
-            raise GanError(f"{path} does not hold a JSON object")
-        return cls.from_dict(values, source=str(path))
 
     @classmethod
     def for_data(cls, data: ImageData, **options: Any) -> "EvaluatorConfig":
@@ -276,22 +247,5 @@ def load_evaluator(directory: str | Path) -> Evaluator:
     if not weights.is_file():
         raise GanError(f"{directory} holds no {WEIGHTS_NAME}; is it an evaluator folder?")
     model = Evaluator(EvaluatorConfig.load(directory / CONFIG_NAME))
-    try:
-        state = load_file(weights)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise GanError(f"{weights} is not a readable safetensors file ({error})") from None
-    _check_state_matches(model, state, source=directory)
-    model.load_state_dict(state, strict=True)
+    load_state_strictly(model, read_safetensors(weights), source=str(weights))
     return model.eval()
-
-
-def _check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], *, source: Path) -> None:
-    """One readable line for missing, unexpected or mis-shaped tensors (load_state_dict's error is a page long)."""
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    misshaped = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or misshaped:
-        problem = (f"{misshaped[0]} has shape {tuple(state[misshaped[0]].shape)} but the config needs "
-                   f"{tuple(expected[misshaped[0]].shape)}" if misshaped else
-                   f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-        raise GanError(f"{source / WEIGHTS_NAME} does not match {source / CONFIG_NAME}: {problem}")

@@ -129,7 +129,7 @@ def test_loading_a_folder_without_weights_or_with_a_mismatched_config_fails_clea
     folder = save_evaluator(model, tmp_path / "ev")
     config = json.loads((folder / CONFIG_NAME).read_text())
     (folder / CONFIG_NAME).write_text(json.dumps({**config, "width": 8}))
-    with pytest.raises(GanError, match="does not match"):
+    with pytest.raises(GanError, match="do not match"):
         load_evaluator(folder)
     (folder / CONFIG_NAME).write_text(json.dumps({**config, "colour": "blue"}))
     with pytest.raises(GanError, match="unknown fields"):

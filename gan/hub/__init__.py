@@ -85,12 +85,16 @@ def load_model(cls: type[nn.Module], directory: str | Path) -> nn.Module:
     if not weights.is_file():
         raise GanError(f"{directory} holds no {WEIGHTS_NAME}; is it an exported model folder?")
     model = cls(ModelConfig.load(directory / CONFIG_NAME))
-    try:
-        state = load_file(weights)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise GanError(f"{weights} is not a readable safetensors file ({error})") from None
-    load_state_strictly(model, state, source=str(weights))
+    load_state_strictly(model, read_safetensors(weights), source=str(weights))
     return model.eval()
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (never a pickle), or GanError if it is not one."""
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise GanError(f"{path} is not a readable safetensors file ({error})") from None
 
 
 def model_subfolder(folder: Path, cls: type) -> Path:
@@ -156,10 +160,7 @@ def load_real_pool(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     path = Path(folder) / REAL_POOL_NAME
     if not path.is_file():
         raise GanError(f"{folder} has no {REAL_POOL_NAME} (held-out real images); re-export the model to add one")
-    try:
-        pool = load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise GanError(f"{path} is not a readable safetensors file ({error})") from None
+    pool = read_safetensors(path)
     if set(pool) != {"images", "labels"} or pool["images"].dtype != torch.uint8 or pool["images"].dim() != 4:
         raise GanError(f"{path} does not hold uint8 'images' (N, H, W, C) and 'labels'")
     return pool["images"], pool["labels"]
