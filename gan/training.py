@@ -46,15 +46,17 @@ PARTIAL_PREFIX = ".partial-"  # a checkpoint is written under this name and rena
 
 @dataclass
 class TrainingState:
-    """The step counter, checkpointed with the models so a resumed run continues where it stopped."""
+    """Step counter and training time, checkpointed with the models so a resumed run continues where it stopped."""
 
     step: int = 0
+    train_seconds: float = 0.0  # wall-clock time spent in training steps, summed over every resume
 
-    def state_dict(self) -> dict[str, int]:
-        return {"step": self.step}
+    def state_dict(self) -> dict[str, float]:
+        return {"step": self.step, "train_seconds": self.train_seconds}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, float]) -> None:
         self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))  # absent in checkpoints of older versions
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -105,6 +107,7 @@ def train(cfg: TrainConfig) -> Path:
     raw_d = accelerator.unwrap_model(discriminator)
     images_per_step = cfg.batch_size * cfg.d_steps * accelerator.num_processes
     clock, clock_step = time.perf_counter(), state.step
+    step_started = clock
     while state.step < cfg.max_steps:
         # 1. Discriminator: real batches against fresh fakes of the same classes, both augmented alike.
         for _ in range(cfg.d_steps):
@@ -135,6 +138,8 @@ def train(cfg: TrainConfig) -> Path:
         # 3. EMA of the generator's weights, then bookkeeping.
         ema.update(accelerator.unwrap_model(generator), state.step)
         state.step += 1
+        now = time.perf_counter()
+        state.train_seconds, step_started = state.train_seconds + now - step_started, now
         progress.update(1)
         step, last = state.step, state.step == cfg.max_steps
         if step % cfg.log_every == 0 or last:
@@ -151,12 +156,12 @@ def train(cfg: TrainConfig) -> Path:
             save_checkpoint(accelerator, out, step, cfg.checkpoints_total_limit)
         pushing = bool(cfg.push_to_hub) and due(step, cfg.push_every, False) and not last
         if (due(step, cfg.export_every, False) or pushing) and not last:
-            export_dir = export_models(accelerator, out, ema, discriminator, cfg, pool)
+            export_dir = export_models(accelerator, out, ema, discriminator, cfg, pool, state)
             if pushing and accelerator.is_main_process:
                 push_export(export_dir, cfg, f"Step {step}", final=False)
     progress.close()
 
-    export_dir = export_models(accelerator, out, ema, discriminator, cfg, pool)
+    export_dir = export_models(accelerator, out, ema, discriminator, cfg, pool, state)
     if cfg.push_to_hub and accelerator.is_main_process:
         push_export(export_dir, cfg, f"Training finished at step {state.step}", final=True)
     accelerator.end_training()
@@ -354,7 +359,7 @@ def write_timelapse(out: Path) -> Path | None:
 
 
 def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, cfg: TrainConfig,
-                  pool: ImageData | None) -> Path:
+                  pool: ImageData | None, state: TrainingState) -> Path:
     """Write the EMA generator and the discriminator (safetensors + config) with samples into out/export."""
     export_dir = out / "export"
     accelerator.wait_for_everyone()
@@ -370,6 +375,11 @@ def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, 
         if timelapse:
             shutil.copyfile(timelapse, staging / "timelapse.gif")
         shutil.copyfile(out / "training_config.json", staging / "training_config.json")
+        summary = {"steps": state.step, "train_hours": round(state.train_seconds / 3600, 3),
+                   "images_seen": state.step * cfg.batch_size * cfg.d_steps * accelerator.num_processes,
+                   "processes": accelerator.num_processes, "device": accelerator.device.type,
+                   "mixed_precision": accelerator.mixed_precision}
+        (staging / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if pool is not None:
             save_real_pool(pool.images, pool.labels, staging, split=cfg.real_pool_split)
         write_model_card(staging, repo_id=cfg.push_to_hub)

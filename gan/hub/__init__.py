@@ -3,7 +3,8 @@
 Layout of an exported model folder and of a model repo:
     config.json, model.safetensors        the EMA generator: `Generator.from_pretrained("user/repo")` just works
     discriminator/config.json, discriminator/model.safetensors
-    samples.png, timelapse.gif, metrics.json, training_config.json, real_pool.safetensors, README.md (model card)
+    samples.png, timelapse.gif, metrics.json, training_config.json, training_summary.json, real_pool.safetensors,
+    README.md (the model card)
 Loading never unpickles anything and is strict: a missing or unexpected tensor is an error. Uploads are one commit.
 """
 
@@ -27,7 +28,7 @@ REAL_POOL_NAME = "real_pool.safetensors"  # held-out real images for the quiz: n
 CONFIG_NAME = "config.json"
 DISCRIMINATOR_FOLDER = "discriminator"
 MODEL_FILES = ("config.json", "model.safetensors", "discriminator/*", "samples.png", "timelapse.gif",
-               "metrics.json", "training_config.json", "real_pool.safetensors", "README.md")
+               "metrics.json", "training_config.json", "training_summary.json", "real_pool.safetensors", "README.md")
 
 # Never uploaded: hidden files, caches and pickled formats (weights travel as safetensors only).
 IGNORED = [".*", "**/.*", "**/__pycache__/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]
