@@ -25,6 +25,7 @@ import gan
 from .data import load_image_data
 from .errors import GanError
 from .evaluator import EvaluatorConfig, load_evaluator, save_evaluator, train_evaluator
+from .card import write_model_card
 from .hub import load_generator
 from .metrics import cas, check_evaluator_fits, score_generator
 from .sampling import check_truncation
@@ -144,7 +145,8 @@ def run_score(args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=2))
     if args.write:
         (Path(args.model) / METRICS_NAME).write_text(json.dumps(report, indent=2) + "\n")
-        _log(f"wrote {Path(args.model) / METRICS_NAME}")
+        card = write_model_card(args.model)  # the card must never disagree with metrics.json
+        _log(f"wrote {Path(args.model) / METRICS_NAME} and updated {card}")
     return 0
 
 

@@ -259,6 +259,8 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     assert scores["fd_ratio"] == pytest.approx(scores["fd"] / scores["fd_train_test"])
     assert scores["evaluator_test_accuracy"] > 0.9
     assert json.loads((model / "metrics.json").read_text()) == scores
+    card = (model / "README.md").read_text()  # the model card was regenerated with the new figures
+    assert f"{scores['class_accuracy']['overall']:.4f}" in card and "## Metrics" in card
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, list[str]]:
