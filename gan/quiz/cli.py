@@ -1,0 +1,42 @@
+"""`python -m gan.quiz stats [--db PATH] [--model ID] [--json]`: the quiz's results per model and class."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import GanError
+from .scores import RESAMPLES, describe_interval, format_table, stats, stats_table
+from .store import default_db_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gan.quiz stats [--db PATH] [--json]`: the quiz's results per model and class."""
+    parser = argparse.ArgumentParser(prog="python -m gan.quiz", description="Results of the fake-or-real quiz.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    show = commands.add_parser("stats", help="error, fooling and miss rates per model and class, with 95%% intervals")
+    show.add_argument("--db", default=None, help="quiz database (default: QUIZ_DB, /data/quiz.sqlite or "
+                                                 "~/.cache/gan/quiz.sqlite)")
+    show.add_argument("--model", default=None, help="only this model id")
+    show.add_argument("--json", action="store_true", help="print the full statistics as JSON")
+    show.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples of sessions")
+    show.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    args = parser.parse_args(argv)
+    if args.resamples < 1:
+        parser.error("--resamples must be at least 1")
+    try:
+        results = stats(Path(args.db) if args.db else default_db_path(), model=args.model,
+                        resamples=args.resamples, seed=args.seed)
+    except GanError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(results, indent=2))
+    elif not results:
+        print("no judgments yet")
+    else:
+        print(format_table(stats_table(results)))
+        print(f"\n{describe_interval(args.resamples, args.seed)}. Error rate near 0.5: humans cannot tell.")
+    return 0
