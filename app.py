@@ -11,16 +11,25 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import threading
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
-from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, describe, generate_images,
+from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, describe, generate_images, images_html,
                       interpolation_frames, model_files, random_seed, write_gif, write_grid, write_pngs)
 from gan.errors import GanError
+from gan.quiz import JudgmentStore, Quiz, stats, stats_table
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parent / "models" / "fashion-mnist")
 MODEL_QUEUE = 2  # model events running at once: a 2-vCPU Space stays responsive, torch uses the cores per call
+CSS = """
+.quiz-images { display: flex; gap: 24px; justify-content: center; }
+.quiz-cell { margin: 0; text-align: center; }
+.quiz-image { width: 224px; height: 224px; image-rendering: pixelated; border-radius: 6px; }
+"""
+QUIZ_MODES = [("One image: real or fake?", "single"), ("Two images: which one is real?", "pair")]
 
 
 def model_sources(cli_models: list[str] | None = None) -> list[str]:
@@ -44,11 +53,30 @@ def user_errors(function):
     return wrapper
 
 
-def build_demo(registry: ModelRegistry) -> gr.Blocks:
-    """Lay out the page and wire every event (each with an api_name) to gan/demo.py."""
+class QuizRegistry:
+    """One quiz per model, sharing one judgment store; a model without a real-image pool has no quiz."""
+
+    def __init__(self, registry: ModelRegistry, store: JudgmentStore):
+        self.registry, self.store = registry, store
+        self._quizzes: dict[str, Quiz] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str | None) -> Quiz:
+        name = name or self.registry.default
+        with self._lock:
+            if name not in self._quizzes:
+                self._quizzes[name] = Quiz(self.registry.get(name), self.store, model_id=name)
+            return self._quizzes[name]
+
+
+def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> gr.Blocks:
+    """Lay out the page and wire every event (each with an api_name) to gan/demo.py and gan/quiz."""
     first = registry.get(registry.default)  # loaded once, before the first visitor arrives
     names = first.class_names
     class_choices = [ALL_CLASSES, *names]
+    store = store or JudgmentStore()
+    store.start_hub_sync()  # only with QUIZ_DATASET_REPO and HF_TOKEN set; never at import time
+    quizzes = QuizRegistry(registry, store)
 
     @user_errors
     def on_generate(model_name, class_choice, seed, count, truncation):
@@ -70,6 +98,38 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         return (describe(model), samples, timelapse, gr.update(choices=choices, value=ALL_CLASSES),
                 gr.update(choices=model.class_names, value=model.class_names[0]),
                 gr.update(choices=model.class_names, value=model.class_names[-1]), model.default_truncation)
+
+    @user_errors
+    def on_round(model_name, mode, session):
+        quiz = quizzes.get(model_name)
+        session = quiz.ensure_session(session)
+        view = quiz.next_round(session, mode)
+        single = view.mode == "single"
+        labels = () if single else ("left", "right")
+        return (session, view.round_id, images_html(view.images, labels=labels), f"**Round {view.number}.** {view.prompt}",
+                gr.update(visible=single), gr.update(visible=single), gr.update(visible=not single),
+                gr.update(visible=not single), "")
+
+    @user_errors
+    def on_answer(model_name, round_id, guess, session):
+        quiz = quizzes.get(model_name)
+        session = quiz.ensure_session(session)
+        return session, quiz.answer(session, round_id, guess).message
+
+    def answer_with(guess):
+        return lambda model_name, round_id, session: on_answer(model_name, round_id, guess, session)
+
+    @user_errors
+    def on_stats(model_name):
+        results = stats(store)
+        table = stats_table(results)
+        rows = [{"model": r["model"], "metric": name.replace("_", " "), "value": r[name]["value"]}
+                for r in results for name in ("error_rate", "fooling_rate", "miss_rate", "d_accuracy")
+                if r[name]["value"] is not None]
+        note = "" if store.saving else f"\n\n**Results are not being saved right now**: {store.problem}"
+        summary = (f"{sum(r['judgments'] for r in results)} judgments from {sum(r['sessions'] for r in results)} "
+                   f"sessions. {results[0]['interval'] if results else ''}{note}")
+        return summary, table, pd.DataFrame(rows, columns=["model", "metric", "value"])
 
     # Gradio's own file cache is emptied of files older than an hour, every 10 minutes, so a Space never fills up.
     with gr.Blocks(title="Class-conditional GAN", delete_cache=(600, 3600)) as demo:
@@ -101,6 +161,29 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             walk = gr.Button("Interpolate", variant="primary")
             animation = gr.Image(label="Animation", type="filepath", format="gif", height=320)
             frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain", height="auto")
+        with gr.Tab("Quiz"):
+            gr.Markdown("Can you tell the model's images from real ones? Real images come from a held-out test set "
+                        "the model never saw. After each guess you see the truth and the discriminator's verdict.")
+            session = gr.State(None)  # the visitor's score and the round's answer: on the server only
+            with gr.Row():
+                quiz_mode = gr.Radio(QUIZ_MODES, value="single", label="Mode")
+                new_round = gr.Button("New round", variant="primary")
+            round_id = gr.Textbox(visible=False)  # which round a guess answers (not secret: the answer is not in it)
+            prompt = gr.Markdown()
+            shown = gr.HTML()
+            with gr.Row():
+                real_button = gr.Button("Real", visible=False)
+                fake_button = gr.Button("Fake", visible=False)
+                left_button = gr.Button("Left is real", visible=False)
+                right_button = gr.Button("Right is real", visible=False)
+            feedback = gr.Markdown()
+            guess = gr.Textbox(visible=False)
+            api_answer = gr.Button(visible=False)  # the API's way to answer: /quiz_answer(model, round_id, guess)
+        with gr.Tab("Stats") as stats_tab:
+            stats_summary = gr.Markdown()
+            refresh = gr.Button("Refresh")
+            stats_frame = gr.Dataframe(label="Human error rate (HYPE∞ style), fooling and miss rates, 95% intervals")
+            stats_plot = gr.BarPlot(x="metric", y="value", color="model", y_lim=[0, 1], label="Rates")
         with gr.Tab("Model"):
             info = gr.Markdown(describe(first))
             samples_path, timelapse_path = model_files(first)
@@ -114,6 +197,18 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         walk.click(on_interpolate, [model_name, start_class, start_seed, end_class, end_seed, steps, mode,
                                     walk_truncation], [frames, animation], api_name="interpolate",
                    concurrency_limit=MODEL_QUEUE, concurrency_id="model")
+        round_outputs = [session, round_id, shown, prompt, real_button, fake_button, left_button, right_button,
+                         feedback]
+        new_round.click(on_round, [model_name, quiz_mode, session], round_outputs, api_name="quiz_round",
+                        concurrency_limit=MODEL_QUEUE, concurrency_id="model")
+        for button, value in ((real_button, "real"), (fake_button, "fake"), (left_button, "left"),
+                              (right_button, "right")):
+            button.click(answer_with(value), [model_name, round_id, session], [session, feedback],
+                         api_visibility="private")
+        api_answer.click(on_answer, [model_name, round_id, guess, session], [session, feedback],
+                         api_name="quiz_answer")
+        refresh.click(on_stats, model_name, [stats_summary, stats_frame, stats_plot], api_name="quiz_stats")
+        stats_tab.select(on_stats, model_name, [stats_summary, stats_frame, stats_plot], api_visibility="private")
         model_name.change(on_model, model_name, [info, samples, timelapse, class_choice, start_class, end_class,
                                                  truncation], api_name="model_info")
     demo.queue(max_size=64, default_concurrency_limit=MODEL_QUEUE)
@@ -130,7 +225,7 @@ def main() -> None:
         demo = build_demo(ModelRegistry(model_sources(args.model)))
     except GanError as error:
         raise SystemExit(f"error: {error}") from None
-    demo.launch(server_name=args.host, server_port=args.port)
+    demo.launch(server_name=args.host, server_port=args.port, css=CSS)
 
 
 if __name__ == "__main__":

@@ -251,3 +251,25 @@ def model_files(model: DemoModel) -> tuple[str | None, str | None]:
 def random_seed() -> int:
     """A fresh seed for the dice button (from the OS, so visitors do not share a sequence)."""
     return int.from_bytes(np.random.default_rng().bytes(4), "little") % 1_000_000
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """An image as a data: URI of a PNG with no metadata: no file, no URL, nothing that outlives the page."""
+    import base64
+    import io
+
+    from .sampling import to_pil
+
+    buffer = io.BytesIO()
+    to_pil(image if image.ndim == 3 else image[..., None]).save(buffer, format="PNG")  # PIL writes no text chunks
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def images_html(images: tuple[np.ndarray, ...] | list[np.ndarray], *, labels: tuple[str, ...] = ()) -> str:
+    """Images side by side as HTML, each through the same encoding (the quiz shows real and fake images alike)."""
+    cells = []
+    for i, image in enumerate(images):
+        caption = f"<figcaption>{labels[i]}</figcaption>" if i < len(labels) else ""
+        cells.append(f'<figure class="quiz-cell"><img class="quiz-image" alt="image {i + 1}" '
+                     f'src="{png_data_uri(image)}">{caption}</figure>')
+    return f'<div class="quiz-images">{"".join(cells)}</div>'

@@ -13,6 +13,7 @@ from conftest import CLASS_NAMES, tiny_export
 from gan.demo import ALL_CLASSES, ModelRegistry, check_int, enlarge, generate_images, seed_range
 from gan.errors import GanError
 from gan.hub import load_generator
+from gan.quiz import JudgmentStore
 from gan.sampling import generate
 
 METRICS = {"num_samples": 30, "truncation": 1.0, "class_accuracy": {"overall": 0.9}, "evaluator_test_accuracy": 0.92,
@@ -43,7 +44,8 @@ def app(model_dir, tmp_path_factory):
 
     second = tmp_path_factory.mktemp("second_model")
     tiny_export(second, seed=1)
-    demo = build_demo(ModelRegistry([str(model_dir), str(second)]))
+    store = JudgmentStore(tmp_path_factory.mktemp("quiz") / "judgments.sqlite")
+    demo = build_demo(ModelRegistry([str(model_dir), str(second)]), store)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
     client = Client(f"http://127.0.0.1:{port}/", verbose=False)
@@ -58,7 +60,10 @@ def images_of(result) -> list[np.ndarray]:
 def test_every_event_has_an_api_name(app):
     _, client, *_ = app
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/generate", "/interpolate", "/model_info", "/random_seed"} <= set(endpoints)
+    assert {"/generate", "/interpolate", "/model_info", "/random_seed", "/quiz_round", "/quiz_answer",
+            "/quiz_stats"} <= set(endpoints)
+    # The score and the answer are not inputs anywhere: they live in the server-side session state only.
+    assert [p["parameter_name"] for p in endpoints["/quiz_answer"]["parameters"]] == ["model_name", "round_id", "guess"]
 
 
 def test_generate_returns_the_images_asked_for_large_enough_to_see(app, model_dir):
@@ -184,3 +189,82 @@ def test_model_sources_come_from_flags_then_environment(monkeypatch):
     assert model_sources() == ["user/a", "user/b"]
     assert model_sources(["x"]) == ["x"]
     assert CLASS_NAMES == ["a", "b", "c"]
+
+
+# -------------------------------------------------------------------------------------------------- the quiz
+
+
+def decode_images(html: str) -> list[bytes]:
+    import base64
+    import re
+
+    return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+def png_chunks(data: bytes) -> list[str]:
+    chunks, at = [], 8
+    while at < len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        chunks.append(data[at + 4:at + 8].decode("ascii"))
+        at += 12 + length
+    return chunks
+
+
+def test_quiz_rounds_leak_nothing_and_real_and_fake_look_alike(app):
+    import io
+
+    _, client, model, _ = app
+    import re
+
+    by_kind: dict[str, list[tuple]] = {"real": [], "fake": []}
+    templates: dict[str, set[str]] = {"real": set(), "fake": set()}
+    for _ in range(24):
+        result = client.predict(model, "single", api_name="/quiz_round")
+        round_id, html = result[0], result[1]
+        # Everything but the pixels, the round id and the round number must be the same for both kinds.
+        template = json.dumps(result).replace(round_id, "ID")
+        template = re.sub(r"data:image/png;base64,[^\"\\]+", "IMAGE", re.sub(r"Round \d+", "Round N", template))
+        (image,) = decode_images(html)
+        assert set(png_chunks(image)) <= {"IHDR", "IDAT", "IEND", "PLTE"}  # no text, time or other metadata
+        feedback = client.predict(model, round_id, "real", api_name="/quiz_answer")
+        kind = "real" if feedback.startswith("Right") else "fake"
+        pil = Image.open(io.BytesIO(image))
+        by_kind[kind].append((pil.size, pil.mode, pil.format))
+        templates[kind].add(template)
+    assert by_kind["real"] and by_kind["fake"]  # both kinds came up (p of missing one in 24 rounds: 1e-7)
+    assert set(by_kind["real"]) == set(by_kind["fake"])  # same size, mode and format for both
+    assert len(templates["real"] | templates["fake"]) == 1  # byte for byte the same payload around the pixels
+
+
+def test_quiz_pair_rounds_show_two_images(app):
+    _, client, model, _ = app
+    round_id, html, prompt, *_ = client.predict(model, "pair", api_name="/quiz_round")
+    assert len(decode_images(html)) == 2 and "Which is real" in prompt
+    feedback = client.predict(model, round_id, "left", api_name="/quiz_answer")
+    assert "discriminator" in feedback.lower()
+
+
+def test_quiz_rejects_replays_stale_rounds_and_bad_guesses(app):
+    from gradio_client.exceptions import AppError
+
+    _, client, model, _ = app
+    first, *_ = client.predict(model, "single", api_name="/quiz_round")
+    second, *_ = client.predict(model, "single", api_name="/quiz_round")
+    with pytest.raises(AppError, match="not the current round|no round|current"):
+        client.predict(model, first, "real", api_name="/quiz_answer")
+    with pytest.raises(AppError):
+        client.predict(model, second, "maybe", api_name="/quiz_answer")
+    client.predict(model, second, "fake", api_name="/quiz_answer")
+    with pytest.raises(AppError, match="already answered"):
+        client.predict(model, second, "fake", api_name="/quiz_answer")
+    third, *_ = client.predict(model, "single", api_name="/quiz_round")
+    assert client.predict(model, third, "real", api_name="/quiz_answer")  # the game goes on
+
+
+def test_quiz_stats_count_what_was_played(app):
+    _, client, model, _ = app
+    round_id, *_ = client.predict(model, "single", api_name="/quiz_round")
+    client.predict(model, round_id, "fake", api_name="/quiz_answer")
+    summary, table, chart = client.predict(model, api_name="/quiz_stats")
+    assert "judgments" in summary and table["data"] and table["headers"][0] == "model"
+    assert {row[1] for row in chart["data"]} >= {"error rate"}

@@ -38,7 +38,9 @@ def app_url(tmp_path_factory):
     tiny_export(folder)
     (folder / "metrics.json").write_text(json.dumps({"num_samples": 30, "class_accuracy": {"overall": 0.9}}))
     Image.new("L", (40, 40)).save(folder / "samples.png")
-    demo = build_demo(ModelRegistry([str(folder)]))
+    from gan.quiz import JudgmentStore
+
+    demo = build_demo(ModelRegistry([str(folder)]), JudgmentStore(folder / "judgments.sqlite"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -85,3 +87,15 @@ def test_model_tab_shows_the_classes(page):
     page.get_by_role("tab", name="Model").click()
     page.get_by_text("0 a, 1 b, 2 c").wait_for()
     assert page.get_by_text("0.900").is_visible()
+
+
+def test_three_quiz_rounds(page):
+    page.get_by_role("tab", name="Quiz").click()
+    for number in (1, 2, 3):
+        page.get_by_role("button", name="New round").click()
+        page.get_by_text(f"Round {number}.").wait_for()
+        assert page.locator("img.quiz-image").count() == 1
+        page.get_by_role("button", name="Real", exact=True).click()
+        page.get_by_text(f"Score ").first.wait_for()
+        assert page.get_by_text("discriminator", exact=False).first.is_visible()
+    assert page.get_by_text("/3").first.is_visible() or "3" in page.locator("body").inner_text()
