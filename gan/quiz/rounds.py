@@ -238,7 +238,9 @@ class Quiz:
             correct=correct, d_real=current.d_real, d_fake=current.d_fake,
             response_ms=round((answered_at - current.issued) * 1000), round_id=round_id)
         saved = self.store.record(judgment) if self.store is not None else False
-        problem = None if saved else (self.store.problem if self.store is not None else "no database is configured")
+        # Another visitor's successful save may clear store.problem in between: never report "None" as the reason.
+        problem = None if saved else ((self.store.problem if self.store is not None else "no database is configured")
+                                      or "the database could not be written")
         return _feedback(judgment, current, score, saved, problem)
 
     def _check_session(self, session: object) -> QuizSession:
