@@ -110,6 +110,8 @@ def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics:
         lines += [f"Trained for {summary.get('steps')} generator steps ({summary.get('images_seen')} real images seen) "
                   f"in {summary.get('train_hours')} hours of training time on {summary.get('processes')} "
                   f"{summary.get('device')} process(es), mixed precision {summary.get('mixed_precision')}, with:", ""]
+        if summary.get("notes"):
+            lines[-1:-1] = ["", str(summary["notes"])]
     if train:
         command = TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__})
         lines += ["```bash", command.to_command(), "```", "", "<details><summary>Training configuration</summary>",

@@ -155,12 +155,14 @@ def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     return Path(path)
 
 
-def save_gif(frames: Sequence[np.ndarray], path: str | Path, *, duration_ms: int = 200, scale: int = 1) -> Path:
-    """Write (H, W, C) uint8 frames as a looping GIF."""
+def save_gif(frames: Sequence[np.ndarray], path: str | Path, *, duration_ms: int | Sequence[int] = 200,
+             scale: int = 1) -> Path:
+    """Write (H, W, C) uint8 frames as a looping GIF; duration_ms may give one duration per frame."""
     if not frames:
         raise GanError("no frames to write to a GIF")
     pils = [to_pil(frame, scale) for frame in frames]
-    pils[0].save(path, format="GIF", save_all=True, append_images=pils[1:], duration=duration_ms, loop=0)
+    durations = list(duration_ms) if not isinstance(duration_ms, int) else duration_ms
+    pils[0].save(path, format="GIF", save_all=True, append_images=pils[1:], duration=durations, loop=0)
     return Path(path)
 
 

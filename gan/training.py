@@ -348,14 +348,17 @@ def grid_scale(config: ModelConfig) -> int:
     return max(1, 64 // config.image_size)
 
 
-def write_timelapse(out: Path) -> Path | None:
-    """Stitch the saved sample grids into timelapse.gif (the last frame lingers)."""
+def write_timelapse(out: Path, *, shrink: int = 1, max_frames: int = 16) -> Path | None:
+    """Stitch up to max_frames evenly spaced sample grids (always the last) into timelapse.gif; the last lingers.
+    `shrink` undoes the grids' nearest-neighbour enlargement, so the GIF stays small enough to ship."""
     grids = sorted((out / "samples").glob("step_*.png"))
     if not grids:
         return None
-    frames = [np.asarray(Image.open(path).convert("RGB")) for path in grids]
-    frames += [frames[-1]] * 5
-    return save_gif(frames, out / "timelapse.gif", duration_ms=250)
+    count = min(max_frames, len(grids))
+    picks = [round(i * (len(grids) - 1) / max(1, count - 1)) for i in range(count)]  # evenly spaced, first and last
+    frames = [np.asarray(Image.open(grids[i]))[::shrink, ::shrink] for i in picks]  # "L" (grey) or "RGB"
+    frames = [frame[..., None] if frame.ndim == 2 else frame for frame in frames]
+    return save_gif(frames, out / "timelapse.gif", duration_ms=[300] * (len(frames) - 1) + [2000])
 
 
 def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, cfg: TrainConfig,
@@ -371,7 +374,7 @@ def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, 
         save_model(accelerator.unwrap_model(discriminator), staging / DISCRIMINATOR_FOLDER)
         grid = class_grid(ema.model, seeds=range(cfg.sample_seeds))
         save_png(grid, staging / "samples.png", scale=grid_scale(ema.model.model_config))
-        timelapse = write_timelapse(out)
+        timelapse = write_timelapse(out, shrink=grid_scale(ema.model.model_config))
         if timelapse:
             shutil.copyfile(timelapse, staging / "timelapse.gif")
         shutil.copyfile(out / "training_config.json", staging / "training_config.json")
