@@ -20,7 +20,7 @@ import pandas as pd
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, describe, generate_images, images_html,
                       interpolation_frames, model_files, random_seed, write_gif, write_grid, write_pngs)
 from gan.errors import GanError
-from gan.quiz import JudgmentStore, Quiz, stats, stats_table
+from gan.quiz import JudgmentStore, Quiz, stats, stats_chart, stats_table
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parent / "models" / "fashion-mnist")
 MODEL_QUEUE = 2  # model events running at once: a 2-vCPU Space stays responsive, torch uses the cores per call
@@ -122,14 +122,11 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
     @user_errors
     def on_stats(model_name):
         results = stats(store)
-        table = stats_table(results)
-        rows = [{"model": r["model"], "metric": name.replace("_", " "), "value": r[name]["value"]}
-                for r in results for name in ("error_rate", "fooling_rate", "miss_rate", "d_accuracy")
-                if r[name]["value"] is not None]
+        chart = pd.DataFrame(stats_chart(results), columns=["model", "metric", "value", "low", "high"])
         note = "" if store.saving else f"\n\n**Results are not being saved right now**: {store.problem}"
         summary = (f"{sum(r['judgments'] for r in results)} judgments from {sum(r['sessions'] for r in results)} "
                    f"sessions. {results[0]['interval'] if results else ''}{note}")
-        return summary, table, pd.DataFrame(rows, columns=["model", "metric", "value"])
+        return summary, stats_table(results), chart.dropna(subset=["value"])
 
     # Gradio's own file cache is emptied of files older than an hour, every 10 minutes, so a Space never fills up.
     with gr.Blocks(title="Class-conditional GAN", delete_cache=(600, 3600)) as demo:
