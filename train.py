@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--log-with", default=None, help="accelerate tracker for losses and images/s, e.g. tensorboard")
     output.add_argument("--resume", default=None,
                         help="checkpoint folder to resume from (default: the newest one in OUTPUT_DIR, if any)")
+    output.add_argument("--init-from", default=None, metavar="MODEL",
+                        help="start a new run from an exported model's weights (folder or Hub repo; fresh optimizers)")
     output.add_argument("--real-pool-split", default=DEFAULTS.real_pool_split,
                         help="held-out split exported as the quiz's pool of real images ('' for none)")
     output.add_argument("--real-pool-size", type=int, default=DEFAULTS.real_pool_size,

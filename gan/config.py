@@ -143,6 +143,7 @@ class TrainConfig:
     log_every: int = 50  # steps between loss logs (and NaN checks)
     log_with: str | None = None  # accelerate tracker, e.g. "tensorboard"
     resume: str | None = None  # checkpoint folder to resume from; None = the newest in output_dir
+    init_from: str | None = None  # exported model (folder or repo) whose G, EMA and D weights start a new run
     real_pool_split: str = "test"  # held-out split whose images are exported as the quiz's real pool ("" = none)
     real_pool_size: int = 500  # real images in that pool, balanced over classes
     # Hub

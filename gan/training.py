@@ -98,7 +98,9 @@ def train(cfg: TrainConfig) -> Path:
     ema.model.to(accelerator.device)
     state = TrainingState()
     accelerator.register_for_checkpointing(ema, state)
-    resume_checkpoint(accelerator, out, cfg.resume)
+    if resume_checkpoint(accelerator, out, cfg.resume) is None and cfg.init_from:
+        start_from_export(cfg.init_from, accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator),
+                          ema)
     if cfg.log_with:
         accelerator.init_trackers("gan", config=cfg.to_dict())
 
@@ -274,6 +276,20 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
 
 # Flags that define what a checkpoint holds; changing any other flag (max steps, logging...) still resumes.
 RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "batch_size", "seed")
+
+
+def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
+    """Warm start (fine-tuning, or carrying a run across machines): weights of an exported model, fresh optimizers.
+    The export's EMA generator starts both the live generator and the EMA; its config must match this run's."""
+    from .hub import load_discriminator, load_generator
+
+    exported_g, exported_d = load_generator(source), load_discriminator(source)
+    for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):
+        if theirs.model_config != mine.model_config:
+            raise GanError(f"--init-from {source}: its {name} config differs from this run's "
+                           f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")
+        mine.load_state_dict(theirs.state_dict())
+    ema.model.load_state_dict(exported_g.state_dict())
 
 
 def list_checkpoints(out: Path) -> list[Path]:

@@ -221,3 +221,22 @@ def test_nan_loss_stops_with_a_clear_error():
     assert check_losses(accelerator, torch.tensor(0.5), torch.tensor(1.0), step=3) == {"loss_d": 0.5, "loss_g": 1.0}
     with pytest.raises(GanError, match="loss_d became nan at step 7; nothing from this step was saved"):
         check_losses(accelerator, torch.tensor(float("nan")), torch.tensor(1.0), step=7)
+
+
+def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder, tmp_path):
+    common = ["--dataset", str(tiny_imagefolder), *TINY, "--checkpoint-every", "0", "--sample-every", "0"]
+    assert run(python_command(*common, "--output-dir", str(tmp_path / "first"), "--max-steps", "4")).returncode == 0
+    first = tmp_path / "first" / "export"
+    warm = run(python_command(*common, "--output-dir", str(tmp_path / "warm"), "--max-steps", "1",
+                              "--init-from", str(first)))
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    cold = run(python_command(*common, "--output-dir", str(tmp_path / "cold"), "--max-steps", "1", "--seed", "5"))
+    assert cold.returncode == 0
+    start = load_file(first / "discriminator" / "model.safetensors")
+    after_warm = load_file(tmp_path / "warm" / "export" / "discriminator" / "model.safetensors")
+    after_cold = load_file(tmp_path / "cold" / "export" / "discriminator" / "model.safetensors")
+    distance = lambda a, b: sum((a[k] - b[k]).abs().sum().item() for k in a if k.endswith("original"))  # noqa: E731
+    assert distance(after_warm, start) < 0.1 * distance(after_cold, start)  # one step away, not a fresh model
+    mismatched = run(python_command(*common, "--output-dir", str(tmp_path / "bad"), "--max-steps", "1",
+                                    "--g-width", "16", "--init-from", str(first)))
+    assert "its generator config differs" in error_line(mismatched)
