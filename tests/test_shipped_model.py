@@ -1,0 +1,59 @@
+"""The default model shipped in models/fashion-mnist: it loads, generates recognisable images, and its files agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from huggingface_hub import ModelCard
+
+from gan.evaluator import load_evaluator, predict
+from gan.hub import load_discriminator, load_generator, load_real_pool
+from gan.sampling import generate
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "fashion-mnist"
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def test_it_loads_and_generates_images_the_evaluator_recognises():
+    generator = load_generator(MODEL)
+    assert generator.model_config.class_names == FASHION and generator.model_config.image_size == 28
+    classes = [c for c in range(10) for _ in range(10)]
+    images = generate(generator, classes, list(range(10)) * 10)  # 10 per class, seeds 0-9
+    assert images.shape == (100, 28, 28, 1) and images.dtype == np.uint8
+    evaluator = load_evaluator(REPO / "evaluators" / "fashion-mnist")
+    predicted = predict(evaluator, torch.from_numpy(images).permute(0, 3, 1, 2))
+    assert (predicted.numpy() == np.array(classes)).mean() > 0.75  # a broken or wrong weights file scores ~0.1
+
+
+def test_its_discriminator_prefers_real_images():
+    discriminator = load_discriminator(MODEL)
+    images, labels = load_real_pool(MODEL)
+    real = images[:100].permute(0, 3, 1, 2).float() / 127.5 - 1
+    noise = torch.rand_like(real) * 2 - 1
+    with torch.no_grad():
+        assert discriminator(real, labels[:100]).mean() > discriminator(noise, labels[:100]).mean()
+
+
+def test_the_real_pool_is_held_out_and_balanced():
+    images, labels = load_real_pool(MODEL)
+    assert images.shape[1:] == (28, 28, 1) and len(images) == 500
+    assert torch.bincount(labels, minlength=10).tolist() == [50] * 10
+    from safetensors import safe_open
+
+    with safe_open(str(MODEL / "real_pool.safetensors"), framework="pt") as handle:
+        assert handle.metadata()["split"] == "test"
+
+
+def test_its_card_and_metrics_describe_these_weights():
+    metrics = json.loads((MODEL / "metrics.json").read_text())
+    assert metrics["num_samples"] == 10000 and metrics["truncation"] == 1.0
+    card = ModelCard.load(MODEL / "README.md")
+    assert "gan" in card.data.tags and card.data.datasets == ["zalando-datasets/fashion_mnist"]
+    assert f"{metrics['class_accuracy']['overall']:.4f}" in card.text
+    sizes = sum(path.stat().st_size for path in MODEL.rglob("*") if path.is_file())
+    assert sizes < 10_000_000  # a few MB: it ships inside the repository
+    assert not [p for p in MODEL.rglob("*") if p.suffix in (".bin", ".pt", ".pkl", ".pth", ".ckpt")]
