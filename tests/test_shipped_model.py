@@ -29,13 +29,14 @@ def test_it_loads_and_generates_images_the_evaluator_recognises():
     assert (predicted.numpy() == np.array(classes)).mean() > 0.75  # a broken or wrong weights file scores ~0.1
 
 
-def test_its_discriminator_prefers_real_images():
-    discriminator = load_discriminator(MODEL)
-    images, labels = load_real_pool(MODEL)
-    real = images[:100].permute(0, 3, 1, 2).float() / 127.5 - 1
-    noise = torch.rand_like(real) * 2 - 1
+def test_its_discriminator_scores_held_out_real_images_above_its_generators():
+    discriminator, generator = load_discriminator(MODEL), load_generator(MODEL)
+    images, labels = load_real_pool(MODEL)  # test images: the discriminator never saw them either
+    real = images.permute(0, 3, 1, 2).float() / 127.5 - 1
+    fake = torch.from_numpy(generate(generator, labels.tolist(), list(range(len(labels))))).permute(0, 3, 1, 2)
     with torch.no_grad():
-        assert discriminator(real, labels[:100]).mean() > discriminator(noise, labels[:100]).mean()
+        real_scores, fake_scores = discriminator(real, labels), discriminator(fake.float() / 127.5 - 1, labels)
+    assert real_scores.mean() > fake_scores.mean() + 0.2  # measured: 0.50 vs -0.03 on these 500 pairs
 
 
 def test_the_real_pool_is_held_out_and_balanced():
