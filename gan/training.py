@@ -394,7 +394,8 @@ def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, 
         if timelapse:
             shutil.copyfile(timelapse, staging / "timelapse.gif")
         shutil.copyfile(out / "training_config.json", staging / "training_config.json")
-        summary = {"steps": state.step, "train_hours": round(state.train_seconds / 3600, 3),
+        summary = {"steps": state.step, "train_seconds": round(state.train_seconds, 1),
+                   "train_hours": round(state.train_seconds / 3600, 3),
                    "images_seen": state.step * cfg.batch_size * cfg.d_steps * accelerator.num_processes,
                    "processes": accelerator.num_processes, "device": accelerator.device.type,
                    "mixed_precision": accelerator.mixed_precision}
