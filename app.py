@@ -22,7 +22,10 @@ from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, descri
 from gan.errors import GanError
 from gan.quiz import JudgmentStore, Quiz, stats, stats_chart, stats_table
 
-DEFAULT_MODEL = str(Path(__file__).resolve().parent / "models" / "fashion-mnist")
+SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "fashion-mnist"
+# Named as API callers see it in the README when started from the repository root (as a Space is); else absolute.
+DEFAULT_MODEL = ("models/fashion-mnist" if (Path.cwd() / "models" / "fashion-mnist").resolve() == SHIPPED_MODEL
+                 else str(SHIPPED_MODEL))
 MODEL_QUEUE = 2  # model events running at once: a 2-vCPU Space stays responsive, torch uses the cores per call
 CSS = """
 .quiz-images { display: flex; gap: 24px; justify-content: center; }

@@ -268,3 +268,15 @@ def test_quiz_stats_count_what_was_played(app):
     summary, table, chart = client.predict(model, api_name="/quiz_stats")
     assert "judgments" in summary and table["data"] and table["headers"][0] == "model"
     assert "human error rate" in {row[1] for row in chart["data"]}
+
+
+def test_the_shipped_model_is_named_as_the_readme_calls_it(monkeypatch):
+    import importlib
+
+    from conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    import app as app_module
+
+    assert importlib.reload(app_module).DEFAULT_MODEL == "models/fashion-mnist"
+    assert 'client.predict("models/fashion-mnist"' in (REPO / "README.md").read_text()
