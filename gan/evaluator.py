@@ -8,7 +8,6 @@ The weights file is not called model.safetensors so an evaluator folder is never
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field

@@ -96,6 +96,6 @@ def test_three_quiz_rounds(page):
         page.get_by_text(f"Round {number}.").wait_for()
         assert page.locator("img.quiz-image").count() == 1
         page.get_by_role("button", name="Real", exact=True).click()
-        page.get_by_text(f"Score ").first.wait_for()
+        page.get_by_text("Score ").first.wait_for()
         assert page.get_by_text("discriminator", exact=False).first.is_visible()
     assert page.get_by_text("/3").first.is_visible() or "3" in page.locator("body").inner_text()
