@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--diffaugment", default=DEFAULTS.diffaugment,
                         help="comma-separated DiffAugment ops from color,translation,cutout; 'none' disables")
     recipe.add_argument("--max-steps", type=int, default=DEFAULTS.max_steps, help="generator steps to train for")
+    recipe.add_argument("--max-minutes", type=float, default=DEFAULTS.max_minutes,
+                        help="also stop after this many minutes of training, resumes included (0: no limit); "
+                        "rerun with a larger value to train on")
     recipe.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed for weights, noise and data order")
     recipe.add_argument("--cpu-threads", type=int, default=None,
                         help="torch threads per process when training on CPU (default: available cores / processes)")
@@ -73,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="columns of the sample grid (seeds 0..N-1), one row per class")
     output.add_argument("--export-every", type=int, default=DEFAULTS.export_every,
                         help="steps between exports to OUTPUT_DIR/export (0: only at the end)")
+    output.add_argument("--eval-every", type=int, default=DEFAULTS.eval_every,
+                        help="steps between quality evaluations (class accuracy, FD, KID) of the EMA generator by the "
+                        "dataset's evaluator; the export with the lowest FD is kept in OUTPUT_DIR/best (0: never)")
+    output.add_argument("--evaluator", default=None,
+                        help="evaluator folder for --eval-every (default: evaluators/<dataset folder name>)")
+    output.add_argument("--eval-per-class", type=int, default=DEFAULTS.eval_per_class,
+                        help="generated images per class in each evaluation")
+    output.add_argument("--eval-split", default=DEFAULTS.eval_split, help="held-out real split evaluations compare with")
     output.add_argument("--log-every", type=int, default=DEFAULTS.log_every, help="steps between loss logs")
     output.add_argument("--log-with", default=None, help="accelerate tracker for losses and images/s, e.g. tensorboard")
     output.add_argument("--resume", default=None,
@@ -100,15 +112,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Turn parsed flags into a TrainConfig, rejecting values and combinations that cannot work."""
     values = {k: v for k, v in vars(args).items() if k not in ("dry_run", "hub_token")}
     cfg = TrainConfig(**values)
-    positive = ("batch_size", "max_steps", "d_steps", "latent_dim", "g_width", "d_width", "log_every", "sample_seeds")
+    positive = ("batch_size", "max_steps", "d_steps", "latent_dim", "g_width", "d_width", "log_every", "sample_seeds",
+                "eval_per_class")
     for name in positive:
         if getattr(cfg, name) < 1:
             raise GanError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     non_negative = ("checkpoint_every", "checkpoints_total_limit", "sample_every", "export_every", "num_workers",
-                    "ema_start", "seed", "push_every", "real_pool_size")
+                    "ema_start", "seed", "push_every", "real_pool_size", "eval_every", "max_minutes")
     for name in non_negative:
         if getattr(cfg, name) < 0:
             raise GanError(f"--{name.replace('_', '-')} must not be negative, got {getattr(cfg, name)}")
+    if not math.isfinite(cfg.max_minutes):
+        raise GanError(f"--max-minutes must be a finite number, got {cfg.max_minutes}")
     if cfg.image_size not in SUPPORTED_IMAGE_SIZES:
         raise GanError(f"--image-size {cfg.image_size} is not supported; choose one of {SUPPORTED_IMAGE_SIZES}")
     for name in ("lr_g", "lr_d"):
@@ -119,6 +134,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             raise GanError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(cfg, name)}")
     if cfg.cpu_threads is not None and cfg.cpu_threads < 1:
         raise GanError(f"--cpu-threads must be at least 1, got {cfg.cpu_threads}")
+    if cfg.evaluator and not cfg.eval_every:
+        raise GanError("--evaluator is used by --eval-every N; set that too")
     if (cfg.push_every or cfg.hub_private) and not cfg.push_to_hub:
         raise GanError("--push-every and --hub-private need --push-to-hub REPO_ID")
     if cfg.push_to_hub:

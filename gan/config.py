@@ -131,6 +131,7 @@ class TrainConfig:
     ema_start: int = 1000  # steps before the EMA begins averaging (it copies the generator until then)
     diffaugment: str = "color,translation,cutout"  # DiffAugment policy; "" or "none" disables it
     max_steps: int = 20000  # generator steps to train for
+    max_minutes: float = 0.0  # also stop after this many minutes of training steps, resumes included (0 = no limit)
     seed: int = 0  # seeds weights, noise and data order
     num_workers: int = 0  # DataLoader workers; data is in memory, so 0 is usually fastest
     cpu_threads: int | None = None  # torch threads per process on CPU; None = available cores / processes
@@ -139,6 +140,10 @@ class TrainConfig:
     checkpoints_total_limit: int = 3  # checkpoints kept; older ones are deleted
     sample_every: int = 500  # steps between fixed-noise sample grids (0 = only at the end)
     export_every: int = 0  # steps between exports of the EMA generator to export/ (0 = only at the end)
+    eval_every: int = 0  # steps between quality evaluations of the EMA generator (0 = never); the best is kept in best/
+    evaluator: str | None = None  # evaluator folder for those (default: evaluators/<dataset folder name>)
+    eval_per_class: int = 100  # generated images per class each evaluation scores
+    eval_split: str = "test"  # real split they are compared with
     sample_seeds: int = 8  # columns of the sample grid: seeds 0..N-1, one row per class
     log_every: int = 50  # steps between loss logs (and NaN checks)
     log_with: str | None = None  # accelerate tracker, e.g. "tensorboard"

@@ -10,28 +10,22 @@ score the same images; CAS trains on other seeds (from 2**31). Progress goes to 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import torch
 
-import gan
-
 from .data import load_image_data
 from .errors import GanError
-from .evaluator import EvaluatorConfig, load_evaluator, save_evaluator, train_evaluator
+from .evaluator import EvaluatorConfig, save_evaluator, train_evaluator
 from .card import write_model_card
 from .hub import load_generator
-from .metrics import cas, check_evaluator_fits, score_generator
+from .metrics import (METRICS_NAME, cas, check_evaluator_fits, open_evaluator, score_generator,
+                      with_provenance)
 from .sampling import check_truncation
 
-EVALUATORS_FOLDER = Path("evaluators")  # where `score` looks for an evaluator when --evaluator is not given
-METRICS_NAME = "metrics.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,12 +89,6 @@ def validate(args: argparse.Namespace) -> None:
             raise GanError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
 
-def default_evaluator_dir(dataset: str) -> Path:
-    """evaluators/<last part of the dataset path or id, lower case, '_' as '-'>, e.g. evaluators/fashion-mnist."""
-    name = Path(dataset.rstrip("/\\")).name.lower().replace("_", "-")
-    return EVALUATORS_FOLDER / name
-
-
 def run_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     options = dict(image_size=args.image_size, image_column=args.image_column, label_column=args.label_column)
@@ -121,11 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_score(args: argparse.Namespace) -> int:
     generator = load_generator(args.model)
-    evaluator_dir = Path(args.evaluator) if args.evaluator else default_evaluator_dir(args.dataset)
-    if not args.evaluator and not evaluator_dir.is_dir():
-        raise GanError(f"no evaluator at {evaluator_dir}; pass --evaluator DIR or train one with "
-                       f"`python -m gan.evaluate train --dataset {args.dataset} --output {evaluator_dir}`")
-    evaluator = load_evaluator(evaluator_dir)
+    evaluator, evaluator_dir = open_evaluator(args.dataset, args.evaluator)
     check_evaluator_fits(evaluator, generator.model_config, evaluator_source=f"the evaluator at {evaluator_dir}")
     if args.write and not Path(args.model).is_dir():
         raise GanError(f"--write needs a local model folder, and {args.model} is not one")
@@ -141,38 +125,15 @@ def run_score(args: argparse.Namespace) -> int:
         scores["cas"] = cas(generator, reference, evaluator.evaluator_config,
                             per_class=args.cas_per_class or args.per_class, truncation=args.truncation,
                             epochs=args.cas_epochs, log=_log)
-    report = _with_provenance(scores, args, evaluator_dir, evaluator.evaluator_config)
+    report = with_provenance(scores, model=str(args.model), dataset=args.dataset, reference_split=args.split,
+                             train_split=args.train_split, evaluator_dir=evaluator_dir,
+                             evaluator_config=evaluator.evaluator_config)
     print(json.dumps(report, indent=2))
     if args.write:
         (Path(args.model) / METRICS_NAME).write_text(json.dumps(report, indent=2) + "\n")
         card = write_model_card(args.model)  # the card must never disagree with metrics.json
         _log(f"wrote {Path(args.model) / METRICS_NAME} and updated {card}")
     return 0
-
-
-def _with_provenance(scores: dict[str, Any], args: argparse.Namespace, evaluator_dir: Path,
-                     evaluator_config: EvaluatorConfig) -> dict[str, Any]:
-    """The scores with what a reader needs to trust and reproduce them, dataset and evaluator first."""
-    return {
-        "model": str(args.model),
-        "dataset": args.dataset,
-        "reference_split": args.split,
-        "train_split": args.train_split,
-        "seeds": f"0..{args.per_class - 1} for each class",
-        "evaluator": str(evaluator_dir),
-        "evaluator_test_accuracy": evaluator_config.test_accuracy,
-        **scores,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "package_version": package_version(),
-    }
-
-
-def package_version() -> str | None:
-    """This package's version when it is installed (pyproject.toml names it conditional-gan), else None."""
-    try:
-        return importlib.metadata.version("conditional-gan")
-    except importlib.metadata.PackageNotFoundError:
-        return getattr(gan, "__version__", None)
 
 
 def _log(message: str) -> None:

@@ -14,8 +14,11 @@ Scored images are addressed like every image of this project: class c, seeds 0..
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import warnings
 from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -26,7 +29,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from .data import ImageData, to_model_range
 from .errors import GanError
-from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, predict,
+from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, load_evaluator, predict,
                         train_evaluator)
 from .sampling import generate
 
@@ -34,6 +37,8 @@ CAS_SEED_OFFSET = 2**31  # CAS trains on seeds 2**31.. so its images are never t
 KID_SUBSETS = 100  # random subsets KID averages over (torchmetrics' default)
 KID_MAX_SUBSET_SIZE = 1000  # images per KID subset, fewer when fewer images are scored
 FLOOR_SEED = 0  # picks the train images that FD's floor compares with the test split
+EVALUATORS_FOLDER = Path("evaluators")  # where an evaluator is looked for when none is named
+METRICS_NAME = "metrics.json"  # the scores of a model folder, which its card states
 
 Images = np.ndarray | torch.Tensor  # uint8 (N, H, W, C) arrays or uint8 (N, C, H, W) tensors
 
@@ -250,3 +255,46 @@ def cas(generator: nn.Module, test: ImageData, config: EvaluatorConfig, *, per_c
     config = dataclasses.replace(config, dataset="generated", test_accuracy=None)
     _, accuracy = train_evaluator(fake, test, config, epochs=epochs, seed=seed, log=log)
     return accuracy
+
+
+# ---------------------------------------------------------------------------------------------- reports
+
+
+def default_evaluator_dir(dataset: str) -> Path:
+    """evaluators/<last part of the dataset path or id, lower case, '_' as '-'>, e.g. evaluators/fashion-mnist."""
+    name = Path(dataset.rstrip("/\\")).name.lower().replace("_", "-")
+    return EVALUATORS_FOLDER / name
+
+
+def open_evaluator(dataset: str, evaluator: str | None = None) -> tuple[Evaluator, Path]:
+    """The evaluator named, else the dataset's default one; GanError saying how to train one if there is none."""
+    folder = Path(evaluator) if evaluator else default_evaluator_dir(dataset)
+    if not evaluator and not folder.is_dir():
+        raise GanError(f"no evaluator at {folder}; pass --evaluator DIR or train one with "
+                       f"`python -m gan.evaluate train --dataset {dataset} --output {folder}`")
+    return load_evaluator(folder), folder
+
+
+def with_provenance(scores: dict[str, Any], *, model: str, dataset: str, reference_split: str, train_split: str,
+                    evaluator_dir: Path, evaluator_config: EvaluatorConfig) -> dict[str, Any]:
+    """The scores with what a reader needs to trust and reproduce them, dataset and evaluator first."""
+    return {
+        "model": model,
+        "dataset": dataset,
+        "reference_split": reference_split,
+        "train_split": train_split,
+        "seeds": f"0..{scores['per_class'] - 1} for each class",
+        "evaluator": str(evaluator_dir),
+        "evaluator_test_accuracy": evaluator_config.test_accuracy,
+        **scores,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "package_version": package_version(),
+    }
+
+
+def package_version() -> str | None:
+    """This package's version when it is installed (pyproject.toml names it conditional-gan), else None."""
+    try:
+        return importlib.metadata.version("conditional-gan")
+    except importlib.metadata.PackageNotFoundError:
+        return None  # running from a checkout

@@ -17,15 +17,18 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import (DataLoaderConfiguration, ProjectConfiguration, broadcast, broadcast_object_list,
+                              set_seed)
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -37,7 +40,9 @@ from .ema import EMA, recalibrate_batch_norm
 from .errors import GanError
 from .hub import DISCRIMINATOR_FOLDER, check_repo_id, hub_errors, publish_folder, save_model, save_real_pool
 from .losses import discriminator_loss, generator_loss
+from .metrics import METRICS_NAME
 from .models import Discriminator, Generator
+from .monitor import BEST_FOLDER, QualityMonitor, best_fd_on_disk, summary_line, tracker_values
 from .sampling import class_grid, save_gif, save_png
 
 CHECKPOINT_PREFIX = "step_"
@@ -50,16 +55,26 @@ class TrainingState:
 
     step: int = 0
     train_seconds: float = 0.0  # wall-clock time spent in training steps, summed over every resume
+    best_fd: float = math.inf  # lowest FD of the evaluations so far (--eval-every), the one kept in best/
 
     def state_dict(self) -> dict[str, float]:
-        return {"step": self.step, "train_seconds": self.train_seconds}
+        return {"step": self.step, "train_seconds": self.train_seconds, "best_fd": self.best_fd}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.step = int(state["step"])
         self.train_seconds = float(state.get("train_seconds", 0.0))  # absent in checkpoints of older versions
+        self.best_fd = float(state.get("best_fd", math.inf))
+
+    def out_of_time(self, cfg: TrainConfig) -> bool:
+        return cfg.max_minutes > 0 and self.train_seconds >= cfg.max_minutes * 60
 
 
-def train(cfg: TrainConfig) -> Path:
+def default_models(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    """This project's generator and discriminator; benchmarks pass other builders to compare recipes."""
+    return Generator(config), Discriminator(config)
+
+
+def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Module, nn.Module]] = default_models) -> Path:
     """Train a class-conditional GAN as `cfg` says; returns the export folder."""
     out = Path(cfg.output_dir)
     check_launch()
@@ -82,12 +97,13 @@ def train(cfg: TrainConfig) -> Path:
     )
     model_config = model_config_for(cfg, data)
     prepare_run_folder(out, cfg, accelerator)
-    pool = None
+    pool = monitor = None
     if accelerator.is_main_process:
         prepare_push(cfg)
         pool = held_out_pool(cfg, model_config)
+        monitor = QualityMonitor(cfg, model_config, data) if cfg.eval_every else None
     set_seed(cfg.seed)
-    generator, discriminator = Generator(model_config), Discriminator(model_config)
+    generator, discriminator = build_models(model_config)
     ema = EMA(generator, decay=cfg.ema_decay, start=cfg.ema_start)
     set_seed(cfg.seed, device_specific=True)
     betas = (cfg.beta1, cfg.beta2)
@@ -101,6 +117,7 @@ def train(cfg: TrainConfig) -> Path:
     if resume_checkpoint(accelerator, out, cfg.resume) is None and cfg.init_from:
         start_from_export(cfg.init_from, accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator),
                           ema)
+    state.best_fd = min(state.best_fd, best_fd_on_disk(out))
     if cfg.log_with:
         accelerator.init_trackers("gan", config=cfg.to_dict())
 
@@ -110,7 +127,8 @@ def train(cfg: TrainConfig) -> Path:
     images_per_step = cfg.batch_size * cfg.d_steps * accelerator.num_processes
     clock, clock_step = time.perf_counter(), state.step
     step_started = clock
-    while state.step < cfg.max_steps:
+    scores = None
+    while state.step < cfg.max_steps and not state.out_of_time(cfg):
         # 1. Discriminator: real batches against fresh fakes of the same classes, both augmented alike.
         for _ in range(cfg.d_steps):
             real_u8, labels = next(batches)
@@ -143,7 +161,7 @@ def train(cfg: TrainConfig) -> Path:
         now = time.perf_counter()
         state.train_seconds, step_started = state.train_seconds + now - step_started, now
         progress.update(1)
-        step, last = state.step, state.step == cfg.max_steps
+        step, last = state.step, state.step == cfg.max_steps or time_is_up(accelerator, state, cfg)
         if step % cfg.log_every == 0 or last:
             now = time.perf_counter()
             speed = images_per_step * (step - clock_step) / max(now - clock, 1e-9)
@@ -153,6 +171,8 @@ def train(cfg: TrainConfig) -> Path:
             clock, clock_step = now, step
         if due(step, cfg.sample_every, last) and accelerator.is_main_process:
             save_sample_grid(ema.model, out, step, cfg.sample_seeds)
+        if cfg.eval_every and due(step, cfg.eval_every, last):
+            scores = evaluate_and_keep_best(accelerator, monitor, out, ema, discriminator, cfg, pool, state)
         if due(step, cfg.checkpoint_every, last):
             check_losses(accelerator, loss_d, loss_g, step)
             save_checkpoint(accelerator, out, step, cfg.checkpoints_total_limit)
@@ -163,7 +183,8 @@ def train(cfg: TrainConfig) -> Path:
                 push_export(export_dir, cfg, f"Step {step}", final=False)
     progress.close()
 
-    export_dir = export_models(accelerator, out, ema, discriminator, cfg, pool, state)
+    final_scores = scores if scores and scores["step"] == state.step else None
+    export_dir = export_models(accelerator, out, ema, discriminator, cfg, pool, state, metrics=final_scores)
     if cfg.push_to_hub and accelerator.is_main_process:
         push_export(export_dir, cfg, f"Training finished at step {state.step}", final=True)
     accelerator.end_training()
@@ -232,6 +253,30 @@ def endless_batches(accelerator: Accelerator, loader: DataLoader, first_batch: i
         epoch, skip = epoch + 1, 0
 
 
+def time_is_up(accelerator: Accelerator, state: TrainingState, cfg: TrainConfig) -> bool:
+    """Whether --max-minutes is spent; processes follow the main one, so they all stop at the same step."""
+    if cfg.max_minutes <= 0:
+        return False
+    flag = torch.tensor([float(state.out_of_time(cfg))], device=accelerator.device)
+    return bool(broadcast(flag).item()) if accelerator.num_processes > 1 else bool(flag.item())
+
+
+def evaluate_and_keep_best(accelerator: Accelerator, monitor: QualityMonitor | None, out: Path, ema: EMA,
+                           discriminator, cfg: TrainConfig, pool: ImageData | None,
+                           state: TrainingState) -> dict[str, Any]:
+    """Score the EMA generator (on the main process); export it to out/best when its FD is the lowest so far."""
+    scores = None
+    if accelerator.is_main_process:
+        scores = monitor.score(recalibrate_batch_norm(ema.model), state.step)
+        print(summary_line(scores), flush=True)
+    scores = broadcast_object_list([scores])[0]
+    accelerator.log(tracker_values(scores), step=state.step)
+    if scores["fd"] < state.best_fd:
+        state.best_fd = scores["fd"]
+        export_models(accelerator, out, ema, discriminator, cfg, pool, state, folder=BEST_FOLDER, metrics=scores)
+    return scores
+
+
 def due(step: int, every: int, last: bool) -> bool:
     """Whether a periodic action (every N steps, or only at the end when N is 0) runs at this step."""
     return last or (every > 0 and step % every == 0)
@@ -285,8 +330,11 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
 
     exported_g, exported_d = load_generator(source), load_discriminator(source)
     for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):
-        if theirs.model_config != mine.model_config:
-            raise GanError(f"--init-from {source}: its {name} config differs from this run's "
+        # Only the architecture must match: class names may differ, so a model of one dataset can start
+        # training on another with as many classes (transfer, which converges much faster on small data).
+        theirs_arch = replace(theirs.model_config, class_names=mine.model_config.class_names)
+        if theirs_arch != mine.model_config:
+            raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
                            f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")
         mine.load_state_dict(theirs.state_dict())
     ema.model.load_state_dict(exported_g.state_dict())
@@ -378,12 +426,14 @@ def write_timelapse(out: Path, *, shrink: int = 1, max_frames: int = 16) -> Path
 
 
 def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, cfg: TrainConfig,
-                  pool: ImageData | None, state: TrainingState) -> Path:
-    """Write the EMA generator and the discriminator (safetensors + config) with samples into out/export."""
-    export_dir = out / "export"
+                  pool: ImageData | None, state: TrainingState, *, folder: str = "export",
+                  metrics: dict[str, Any] | None = None) -> Path:
+    """Write the EMA generator and the discriminator (safetensors + config) with samples into out/<folder>,
+    and `metrics` (scores of this very generator) as its metrics.json, which the card states."""
+    export_dir = out / folder
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        staging = out / ".export-staging"
+        staging = out / f".{folder}-staging"
         shutil.rmtree(staging, ignore_errors=True)
         recalibrate_batch_norm(ema.model)
         save_model(ema.model, staging)
@@ -402,9 +452,11 @@ def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, 
         (staging / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if pool is not None:
             save_real_pool(pool.images, pool.labels, staging, split=cfg.real_pool_split)
+        if metrics is not None:
+            (staging / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
         write_model_card(staging, repo_id=cfg.push_to_hub)
-        # Swap the finished folder in, so export/ is never seen half-written.
-        previous = out / ".export-previous"
+        # Swap the finished folder in, so the export is never seen half-written.
+        previous = out / f".{folder}-previous"
         shutil.rmtree(previous, ignore_errors=True)
         if export_dir.exists():
             os.replace(export_dir, previous)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -148,6 +150,11 @@ def error_line(result: subprocess.CompletedProcess) -> str:
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--lr-g", "5"], "--lr-g must be in (0, 1)"),
         (["--batch-size", "64"], "fewer than one batch"),
+        (["--max-minutes", "-1"], "--max-minutes must not be negative"),
+        (["--max-minutes", "nan"], "--max-minutes must be a finite number"),
+        (["--eval-per-class", "0"], "--eval-per-class must be at least 1"),
+        (["--evaluator", "evaluators/fashion-mnist"], "--evaluator is used by --eval-every"),
+        (["--eval-every", "2"], "no evaluator at evaluators/"),
     ],
 )
 def test_bad_flags_and_data_give_one_clear_line(tiny_imagefolder, tmp_path, flags, message):
@@ -238,4 +245,87 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
     assert distance(after_warm, start) < 0.1 * distance(after_cold, start)  # one step away, not a fresh model
     mismatched = run(python_command(*common, "--output-dir", str(tmp_path / "bad"), "--max-steps", "1",
                                     "--g-width", "16", "--init-from", str(first)))
-    assert "its generator config differs" in error_line(mismatched)
+    assert "its generator architecture differs" in error_line(mismatched)
+
+    # Transfer: another dataset with as many classes under other names starts from the same weights.
+    renamed = tmp_path / "renamed"
+    shutil.copytree(tiny_imagefolder, renamed)
+    for i, name in enumerate(CLASSES):
+        (renamed / name).rename(renamed / f"kind{i}")
+    common[1] = str(renamed)
+    transfer = run(python_command(*common, "--output-dir", str(tmp_path / "transfer"), "--max-steps", "1",
+                                  "--init-from", str(first)))
+    assert transfer.returncode == 0, transfer.stderr[-2000:]
+    assert load_generator(str(tmp_path / "transfer" / "export")).model_config.class_names == ["kind0", "kind1", "kind2"]
+
+
+@pytest.fixture(scope="module")
+def split_imagefolder_with_evaluator(tmp_path_factory):
+    """train/ and test/ imagefolders of the three shapes, and an evaluator trained on them by gan.evaluate."""
+    from conftest import pattern
+    from PIL import Image
+
+    from gan.evaluate import main as evaluate_main
+
+    root = tmp_path_factory.mktemp("split")
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 16), ("test", 8)):
+        for name in CLASSES:
+            (root / "data" / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(pattern(name, rng)).save(root / "data" / split / name / f"{i:03d}.png")
+    code = evaluate_main(["train", "--dataset", str(root / "data"), "--output", str(root / "evaluator"),
+                          "--epochs", "8", "--width", "4", "--feature-dim", "8", "--batch-size", "8", "--lr", "0.01"])
+    assert code == 0
+    return root / "data", root / "evaluator"
+
+
+def test_eval_every_scores_the_generator_and_keeps_the_best_export(split_imagefolder_with_evaluator, tmp_path):
+    data, evaluator = split_imagefolder_with_evaluator
+    out = tmp_path / "run"
+    args = ["--dataset", str(data), "--output-dir", str(out), *TINY, "--max-steps", "6", "--eval-every", "2",
+            "--evaluator", str(evaluator), "--eval-per-class", "4", "--checkpoint-every", "2",
+            "--log-with", "tensorboard"]
+    result = run(launch_command(*args))
+    assert result.returncode == 0, result.stderr[-3000:]
+    evals = [line for line in result.stdout.splitlines() if line.startswith("eval at step")]
+    assert [line.split()[3].rstrip(":") for line in evals] == ["2", "4", "6"]
+    fds = {int(line.split()[3].rstrip(":")): float(line.split("FD ")[1].split()[0]) for line in evals}
+
+    best = json.loads((out / "best" / "metrics.json").read_text())
+    best_step = best["step"]
+    assert best["fd"] == pytest.approx(min(fds.values()), rel=1e-3, abs=1e-4), evals
+    assert best["fd"] == pytest.approx(fds[best_step], rel=1e-3, abs=1e-4)
+    assert best["num_samples"] == 12 and best["evaluator"] == str(evaluator)
+    assert json.loads((out / "best" / "training_summary.json").read_text())["steps"] == best_step
+    assert "FD" in (out / "best" / "README.md").read_text()  # the card states the scores
+    # best/ is a complete export: its generator loads and makes the same images it was scored with.
+    assert load_generator(str(out / "best")).model_config.class_names == list(CLASSES)
+    # The final export carries the scores of the last evaluation, which scored exactly that generator.
+    assert json.loads((out / "export" / "metrics.json").read_text())["step"] == 6
+    assert list((out / "logs").rglob("events.out.tfevents*"))
+
+    # Resuming never replaces best/ with a worse export: the best FD travels in the checkpoint and on disk.
+    more = run(launch_command(*args[:args.index("--max-steps")], "--max-steps", "8",
+                              *args[args.index("--max-steps") + 2:]))
+    assert more.returncode == 0, more.stderr[-3000:]
+    fd8 = float(next(line for line in more.stdout.splitlines() if line.startswith("eval at step 8")).split("FD ")[1].split()[0])
+    kept = json.loads((out / "best" / "metrics.json").read_text())
+    assert kept["fd"] == pytest.approx(min(best["fd"], fd8), rel=1e-3, abs=1e-4)
+    assert kept["step"] == (8 if fd8 < best["fd"] else best_step)
+
+
+def test_max_minutes_stops_training_and_a_larger_budget_trains_on(tiny_imagefolder, tmp_path):
+    out = tmp_path / "budget"
+    args = ["--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY, "--max-steps", "100000",
+            "--checkpoint-every", "0", "--sample-every", "0"]
+    first = run(python_command(*args, "--max-minutes", "0.01"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads((out / "export" / "training_summary.json").read_text())
+    assert 0 < summary["steps"] < 100000 and summary["train_seconds"] >= 0.6
+    assert checkpoint_names(out) == [f"step_{summary['steps']:08d}"]  # the budget's end is checkpointed
+
+    second = run(python_command(*args, "--max-minutes", "0.02"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    resumed = json.loads((out / "export" / "training_summary.json").read_text())
+    assert resumed["steps"] > summary["steps"] and resumed["train_seconds"] >= 1.2
