@@ -2,8 +2,13 @@
 
 import json
 import sys
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO, run
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
 def test_training_throughput_benchmark_runs(tmp_path):
@@ -21,3 +26,21 @@ def test_app_benchmark_runs(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(out.read_text())
     assert results["cold_start_s"] > 0 and len(results["throughput"]) == 2
+
+
+@pytest.mark.skipif(not Path(FASHION_MNIST).is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_quality_benchmark_trains_every_recipe_and_scores_each_budget(tmp_path):
+    out, png = tmp_path / "quality.json", tmp_path / "quality.png"
+    result = run([sys.executable, str(REPO / "bench" / "quality.py"), "--quick", "--work-dir", str(tmp_path / "runs"),
+                  "--out", str(out), "--plot", str(png)], timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    expected = {"project", "no-ema", "classic", "no-diffaugment", "concat-d"}
+    assert {row["recipe"] for row in rows} == expected
+    for name in expected:  # each recipe scored at both budgets, the longer one having trained more steps
+        mine = sorted((r for r in rows if r["recipe"] == name), key=lambda r: r["minutes"])
+        assert [r["minutes"] for r in mine] == [0.1, 0.2]
+        assert 0 < mine[0]["steps"] < mine[1]["steps"]
+        assert all(r["fd"] > 0 and 0 <= r["class_accuracy"] <= 1 for r in mine)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| recipe | minutes |" in result.stdout

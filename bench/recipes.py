@@ -1,0 +1,132 @@
+"""The recipes the quality benchmark compares: this project's, the classic cGAN tutorial's, and ablations.
+
+Not part of the product: these exist to measure what the project's choices buy. Every recipe trains through the
+project's own loop (gan.training.train) with its own model builder and flags, so the comparison is the recipe,
+not the plumbing.
+
+The classic recipe is the cGAN of the Keras/PyTorch tutorials most people start from (Brownlee, "How to Develop a
+Conditional GAN (cGAN) From Scratch", the Fashion-MNIST cGAN), ported to PyTorch layer for layer:
+- generator: z (100) -> dense 128x7x7 + LeakyReLU; class -> embedding (50) -> dense 7x7 as one more channel;
+  concatenated, then two 4x4 stride-2 transposed convolutions (128 channels, LeakyReLU 0.2) and a 7x7 conv + tanh;
+- discriminator: class -> embedding (50) -> dense 28x28 as a second image channel; two 3x3 stride-2 convolutions
+  (128 channels, LeakyReLU 0.2), dropout 0.4, a dense logit;
+- BCE (the non-saturating loss), Adam 2e-4 with beta1 0.5, no EMA, no augmentation, batches of 64 real + 64 fake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan.config import ModelConfig
+from gan.errors import GanError
+from gan.models import Discriminator, DiscriminatorBlock, class_weights
+from gan.training import default_models
+
+CLASSIC_EMBEDDING = 50  # size of the class embedding in the tutorial
+
+
+class ClassicGenerator(nn.Module):
+    """The tutorial's generator: noise and a class map concatenated at 7x7, upsampled by transposed convolutions."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.image_size != 28:
+            raise GanError("the classic tutorial recipe is defined for 28 px images only")
+        self.model_config = config
+        self.label_embedding = nn.Embedding(config.num_classes, CLASSIC_EMBEDDING)
+        self.label_map = nn.Linear(CLASSIC_EMBEDDING, 7 * 7)
+        self.stem = nn.Linear(config.latent_dim, 128 * 7 * 7)
+        self.up1 = nn.ConvTranspose2d(129, 128, 4, stride=2, padding=1)  # 7 -> 14
+        self.up2 = nn.ConvTranspose2d(128, 128, 4, stride=2, padding=1)  # 14 -> 28
+        self.out = nn.Conv2d(128, config.channels, 7, padding=3)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # Class mixtures (B, K) mix the embeddings, as the project's generator does, so the app could drive it too.
+        y = class_weights(labels, self.model_config.num_classes, z.dtype) @ self.label_embedding.weight  # (B, 50)
+        label_plane = self.label_map(y).view(-1, 1, 7, 7)
+        h = F.leaky_relu(self.stem(z), 0.2).view(-1, 128, 7, 7)
+        h = F.leaky_relu(self.up1(torch.cat([h, label_plane], dim=1)), 0.2)
+        h = F.leaky_relu(self.up2(h), 0.2)
+        return torch.tanh(self.out(h))
+
+
+class ClassicDiscriminator(nn.Module):
+    """The tutorial's discriminator: the class as a second image channel, two strided convolutions, a dense logit."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.image_size != 28:
+            raise GanError("the classic tutorial recipe is defined for 28 px images only")
+        self.model_config = config
+        self.label_embedding = nn.Embedding(config.num_classes, CLASSIC_EMBEDDING)
+        self.label_map = nn.Linear(CLASSIC_EMBEDDING, 28 * 28)
+        self.conv1 = nn.Conv2d(config.channels + 1, 128, 3, stride=2, padding=1)  # 28 -> 14
+        self.conv2 = nn.Conv2d(128, 128, 3, stride=2, padding=1)  # 14 -> 7
+        self.dropout = nn.Dropout(0.4)
+        self.logit = nn.Linear(128 * 7 * 7, 1)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        label_plane = self.label_map(self.label_embedding(labels)).view(-1, 1, 28, 28)
+        h = F.leaky_relu(self.conv1(torch.cat([images, label_plane], dim=1)), 0.2)
+        h = F.leaky_relu(self.conv2(h), 0.2)
+        return self.logit(self.dropout(h.flatten(1))).squeeze(1)
+
+
+class ConcatDiscriminator(Discriminator):
+    """Ablation: the project's discriminator with the class given as one-hot input planes instead of projection."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        width = self.blocks[0].conv1.out_channels
+        self.blocks[0] = DiscriminatorBlock(config.channels + config.num_classes, width, downsample=True, first=True)
+        del self.embed  # no projection head
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        size = images.shape[-1]
+        planes = F.one_hot(labels, self.model_config.num_classes).to(images.dtype)[:, :, None, None]
+        h = torch.cat([images, planes.expand(-1, -1, size, size)], dim=1)
+        h = F.relu(self.blocks(h)).sum(dim=(2, 3))
+        return self.linear(h).squeeze(1)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named training recipe: TrainConfig overrides and the builder of its two models."""
+
+    name: str
+    description: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    build_models: Callable[[ModelConfig], tuple[nn.Module, nn.Module]] = default_models
+
+
+def concat_models(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    generator, _ = default_models(config)
+    return generator, ConcatDiscriminator(config)
+
+
+def classic_models(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    return ClassicGenerator(config), ClassicDiscriminator(config)
+
+
+RECIPES = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe("project", "this project's defaults: ResNet G with class-conditional BN, SN projection D, hinge, "
+                          "Adam 2e-4 (0, 0.9), EMA 0.999, DiffAugment"),
+        Recipe("classic", "the classic cGAN tutorial: label concatenated to the inputs, DCGAN-style blocks, BCE, "
+                          "Adam 2e-4 (0.5, 0.999), no EMA, no augmentation",
+               overrides=dict(loss="nonsaturating", beta1=0.5, beta2=0.999, latent_dim=100, ema_decay=0.0,
+                              ema_start=0, diffaugment="none"),
+               build_models=classic_models),
+        Recipe("no-diffaugment", "the project's recipe without DiffAugment", overrides=dict(diffaugment="none")),
+        Recipe("concat-d", "the project's recipe with the class concatenated to D's input instead of projection",
+               build_models=concat_models),
+    )
+}
+# "no-ema" needs no run of its own: it is the live generator of the "project" run, scored beside its EMA.
+NO_EMA = "no-ema"
