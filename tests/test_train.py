@@ -243,6 +243,11 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
     after_cold = load_file(tmp_path / "cold" / "export" / "discriminator" / "model.safetensors")
     distance = lambda a, b: sum((a[k] - b[k]).abs().sum().item() for k in a if k.endswith("original"))  # noqa: E731
     assert distance(after_warm, start) < 0.1 * distance(after_cold, start)  # one step away, not a fresh model
+    # The export records where it came from: the first run's command and length, and the card says so.
+    (stage,) = json.loads((tmp_path / "warm" / "export" / "training_summary.json").read_text())["earlier_stages"]
+    assert stage["steps"] == 4 and "--max-steps 4" in stage["command"] and "train.py" in stage["command"]
+    card = (tmp_path / "warm" / "export" / "README.md").read_text()
+    assert "continues 1 earlier training stage" in card and "--max-steps 4" in card
     mismatched = run(python_command(*common, "--output-dir", str(tmp_path / "bad"), "--max-steps", "1",
                                     "--g-width", "16", "--init-from", str(first)))
     assert "its generator architecture differs" in error_line(mismatched)
