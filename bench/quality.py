@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default="bench/runs/quality", help="run folders (checkpoints, exports)")
     p.add_argument("--out", default="bench/results/quality.json", help="results JSON")
     p.add_argument("--plot", help="PNG of FD and class accuracy against minutes")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other recipes' rows of an existing --out file (re-running some recipes only)")
     p.add_argument("--quick", action="store_true", help="tiny budgets and few images: checks the code, not quality")
     p.add_argument("--worker", choices=list(RECIPES), help=argparse.SUPPRESS)  # one recipe, in a child process
     p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
@@ -113,8 +115,7 @@ def scoring_data(dataset: str, config: ModelConfig):
 
 def run_workers(args: argparse.Namespace) -> list[dict]:
     """One child process per recipe, `--parallel` at a time; each prints its rows as JSON lines."""
-    cores = len(os.sched_getaffinity(0))
-    threads = max(1, cores // args.parallel)
+    threads = threads_per_recipe(args.parallel)
 
     def one(name: str) -> list[dict]:
         command = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--dataset", args.dataset,
@@ -130,7 +131,11 @@ def run_workers(args: argparse.Namespace) -> list[dict]:
         return [row for rows in pool.map(one, args.recipes) for row in rows]
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def threads_per_recipe(parallel: int) -> int:
+    return max(1, len(os.sched_getaffinity(0)) // parallel)
+
+
+def plot(rows: list[dict], path: Path, xlabel: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,9 +150,9 @@ def plot(rows: list[dict], path: Path) -> None:
         ax_acc.plot(minutes, [r["class_accuracy"] for r in mine], label=name, **style)
     floor = rows[0]["fd_floor"]
     ax_fd.axhline(floor, color="grey", linestyle="--", label="real train vs test (floor)")
-    ax_fd.set(yscale="log", xlabel="training minutes (2 CPU cores)", ylabel="FD (evaluator features, lower is better)",
+    ax_fd.set(yscale="log", xlabel=xlabel, ylabel="FD (evaluator features, lower is better)",
               title="Fréchet distance to the real test split")
-    ax_acc.set(xlabel="training minutes (2 CPU cores)", ylabel="class accuracy (higher is better)",
+    ax_acc.set(xlabel=xlabel, ylabel="class accuracy (higher is better)",
                title="Generated images recognised as their class", ylim=(0, 1))
     ax_acc.axhline(rows[0]["evaluator_accuracy"], color="grey", linestyle="--", label="real test images")
     for ax in (ax_fd, ax_acc):
@@ -178,19 +183,26 @@ def main() -> int:
         raise SystemExit("error: --minutes must be positive and --per-class, --parallel at least 1")
     started = time.perf_counter()
     rows = run_workers(args)
+    out = Path(args.out)
+    earlier = json.loads(out.read_text()) if args.merge and out.is_file() else {}
+    if earlier:
+        rerun = {row["recipe"] for row in rows}
+        rows = [row for row in earlier["rows"] if row["recipe"] not in rerun] + rows
     results = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
                     "torch": torch.__version__},
         "command": " ".join(["python bench/quality.py", *sys.argv[1:]]),
+        "earlier_commands": [*earlier.get("earlier_commands", []), earlier["command"]] if earlier else [],
         "quick": args.quick, "parallel": args.parallel, "dataset": args.dataset, "per_class": args.per_class,
-        "recipes": {name: RECIPES[name].description for name in args.recipes},
+        "recipes": {**earlier.get("recipes", {}), **{name: RECIPES[name].description for name in args.recipes}},
         "rows": rows, "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     if args.plot:
-        plot(rows, Path(args.plot))
+        threads = threads_per_recipe(args.parallel)
+        plot(rows, Path(args.plot), f"training minutes ({threads} thread{'s' * (threads > 1)} per recipe, "
+                                    f"{args.parallel} recipes at a time on {results['machine']['cores']} cores)")
     print(markdown_table(rows))
     return 0
 

@@ -10,7 +10,10 @@ Conditional GAN (cGAN) From Scratch", the Fashion-MNIST cGAN), ported to PyTorch
   concatenated, then two 4x4 stride-2 transposed convolutions (128 channels, LeakyReLU 0.2) and a 7x7 conv + tanh;
 - discriminator: class -> embedding (50) -> dense 28x28 as a second image channel; two 3x3 stride-2 convolutions
   (128 channels, LeakyReLU 0.2), dropout 0.4, a dense logit;
-- BCE (the non-saturating loss), Adam 2e-4 with beta1 0.5, no EMA, no augmentation, batches of 64 real + 64 fake.
+- BCE (the non-saturating loss), Adam 2e-4 with beta1 0.5, no EMA, no augmentation, batches of 64 real + 64 fake;
+- Keras's default initialisation (Glorot-uniform kernels, zero biases, embeddings uniform in +-0.05), which is part
+  of the recipe: with PyTorch's default initialisation the same networks saturated the generator's tanh at -1
+  within 200 steps in our runs.
 """
 
 from __future__ import annotations
@@ -30,20 +33,38 @@ from gan.training import default_models
 CLASSIC_EMBEDDING = 50  # size of the class embedding in the tutorial
 
 
-class ClassicGenerator(nn.Module):
-    """The tutorial's generator: noise and a class map concatenated at 7x7, upsampled by transposed convolutions."""
+class ClassicModel(nn.Module):
+    """What both tutorial models share: 28 px only, a class embedding mapped to one image-shaped plane, and
+    Keras's default initialisation."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, plane_size: int):
         super().__init__()
         if config.image_size != 28:
             raise GanError("the classic tutorial recipe is defined for 28 px images only")
         self.model_config = config
         self.label_embedding = nn.Embedding(config.num_classes, CLASSIC_EMBEDDING)
-        self.label_map = nn.Linear(CLASSIC_EMBEDDING, 7 * 7)
+        self.label_map = nn.Linear(CLASSIC_EMBEDDING, plane_size * plane_size)
+
+    def keras_init(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                nn.init.uniform_(module.weight, -0.05, 0.05)
+            elif isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                # Keras's Glorot counts a transposed conv's fans from its kernel (in, out) the same way.
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+
+class ClassicGenerator(ClassicModel):
+    """The tutorial's generator: noise and a class map concatenated at 7x7, upsampled by transposed convolutions."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config, plane_size=7)
         self.stem = nn.Linear(config.latent_dim, 128 * 7 * 7)
         self.up1 = nn.ConvTranspose2d(129, 128, 4, stride=2, padding=1)  # 7 -> 14
         self.up2 = nn.ConvTranspose2d(128, 128, 4, stride=2, padding=1)  # 14 -> 28
         self.out = nn.Conv2d(128, config.channels, 7, padding=3)
+        self.keras_init()
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # Class mixtures (B, K) mix the embeddings, as the project's generator does, so the app could drive it too.
@@ -55,20 +76,16 @@ class ClassicGenerator(nn.Module):
         return torch.tanh(self.out(h))
 
 
-class ClassicDiscriminator(nn.Module):
+class ClassicDiscriminator(ClassicModel):
     """The tutorial's discriminator: the class as a second image channel, two strided convolutions, a dense logit."""
 
     def __init__(self, config: ModelConfig):
-        super().__init__()
-        if config.image_size != 28:
-            raise GanError("the classic tutorial recipe is defined for 28 px images only")
-        self.model_config = config
-        self.label_embedding = nn.Embedding(config.num_classes, CLASSIC_EMBEDDING)
-        self.label_map = nn.Linear(CLASSIC_EMBEDDING, 28 * 28)
+        super().__init__(config, plane_size=28)
         self.conv1 = nn.Conv2d(config.channels + 1, 128, 3, stride=2, padding=1)  # 28 -> 14
         self.conv2 = nn.Conv2d(128, 128, 3, stride=2, padding=1)  # 14 -> 7
         self.dropout = nn.Dropout(0.4)
         self.logit = nn.Linear(128 * 7 * 7, 1)
+        self.keras_init()
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         label_plane = self.label_map(self.label_embedding(labels)).view(-1, 1, 28, 28)

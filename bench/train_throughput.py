@@ -1,9 +1,11 @@
 """Training-step throughput on this machine: one D step (real + fake batch) and one G step, as gan/training.py does.
 
-    python bench/train_throughput.py [--sizes 28 32 64] [--batch 64] [--threads 2] [--steps 20] [--quick]
+    python bench/train_throughput.py [--sizes 28 32 64] [--batch 64 [16 ...]] [--threads 2] [--steps 20] [--quick]
 
 Prints steps/s and real images/s per image size at the default widths, plus the share of a step spent in the
-discriminator step, the generator step and the no-grad fake generation. Reports, never asserts.
+discriminator step, the generator step and the no-grad fake generation. With several --batch sizes it also fits
+step time = fixed overhead + time per image, which says whether a step is bound by per-step overhead (Python,
+kernel launches, optimizer) or by the work per image (FLOPs). Reports, never asserts.
 """
 
 from __future__ import annotations
@@ -69,10 +71,22 @@ def measure(size: int, channels: int, batch: int, steps: int, width: int, policy
             "share": {k: round(v / elapsed, 3) for k, v in parts.items()}}
 
 
+def fit_step_time(runs: list[dict]) -> dict:
+    """Least-squares fit of seconds per step = overhead + per_image * batch over the runs of one image size."""
+    batches = torch.tensor([float(r["batch"]) for r in runs])
+    seconds = torch.tensor([1.0 / r["steps_per_s"] for r in runs])
+    design = torch.stack([torch.ones_like(batches), batches], dim=1)
+    overhead, per_image = torch.linalg.lstsq(design, seconds[:, None]).solution[:, 0].tolist()
+    largest = max(r["batch"] for r in runs)
+    return {"image_size": runs[0]["image_size"], "overhead_ms": round(overhead * 1000, 2),
+            "per_image_ms": round(per_image * 1000, 3),
+            "overhead_share_at_largest_batch": round(overhead / (overhead + per_image * largest), 3)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[28, 32, 64])
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, nargs="+", default=[64], help="batch sizes (several: overhead fit)")
     parser.add_argument("--width", type=int, default=32, help="g and d width (the default is 32)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--steps", type=int, default=20)
@@ -83,8 +97,11 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     steps = 2 if args.quick else args.steps
-    results = {"threads": torch.get_num_threads(), "torch": torch.__version__, "runs": [
-        measure(size, 1 if size == 28 else 3, args.batch, steps, args.width, args.diffaugment) for size in args.sizes]}
+    runs = [measure(size, 1 if size == 28 else 3, batch, steps, args.width, args.diffaugment)
+            for size in args.sizes for batch in args.batch]
+    results = {"threads": torch.get_num_threads(), "torch": torch.__version__, "runs": runs,
+               "step_time_fit": [fit_step_time([r for r in runs if r["image_size"] == size]) for size in args.sizes]
+               if len(set(args.batch)) > 1 else []}
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,13 @@ FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 def test_training_throughput_benchmark_runs(tmp_path):
     out = tmp_path / "train.json"
     result = run([sys.executable, str(REPO / "bench" / "train_throughput.py"), "--quick", "--sizes", "28",
-                  "--width", "8", "--out", str(out)])
+                  "--width", "8", "--batch", "8", "16", "--out", str(out)])
     assert result.returncode == 0, result.stderr[-2000:]
-    (row,) = json.loads(out.read_text())["runs"]
-    assert row["image_size"] == 28 and row["steps_per_s"] > 0
+    results = json.loads(out.read_text())
+    assert [(r["image_size"], r["batch"]) for r in results["runs"]] == [(28, 8), (28, 16)]
+    assert all(r["steps_per_s"] > 0 for r in results["runs"])
+    (fit,) = results["step_time_fit"]  # seconds per step = overhead + per image x batch
+    assert fit["image_size"] == 28 and {"overhead_ms", "per_image_ms"} <= set(fit)
 
 
 def test_app_benchmark_runs(tmp_path):
@@ -44,3 +47,13 @@ def test_quality_benchmark_trains_every_recipe_and_scores_each_budget(tmp_path):
         assert all(r["fd"] > 0 and 0 <= r["class_accuracy"] <= 1 for r in mine)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| recipe | minutes |" in result.stdout
+
+
+def test_generation_benchmark_runs(tmp_path):
+    out = tmp_path / "generation.json"
+    result = run([sys.executable, str(REPO / "bench" / "generation.py"), "--quick", "--sizes", "28", "32",
+                  "--counts", "1", "4", "--width", "8", "--out", str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["image_size"], r["images"]) for r in runs] == [(28, 1), (28, 4), (32, 1), (32, 4)]
+    assert all(r["median_ms"] > 0 for r in runs)
