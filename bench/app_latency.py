@@ -12,7 +12,6 @@ Timings are reported, never asserted: this is a benchmark, not a test. `--quick`
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import socket
@@ -28,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.report import report  # noqa: E402
 from gan.hub import load_generator  # noqa: E402
 from gan.sampling import generate  # noqa: E402
 
@@ -132,10 +132,7 @@ def main() -> int:
     finally:
         process.terminate()
         process.wait(timeout=30)
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, args.out)
     return 0
 
 

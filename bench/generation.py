@@ -11,7 +11,6 @@ freshly initialised: the time does not depend on their values. Reports, never as
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import report  # noqa: E402
 
 from gan.config import ModelConfig  # noqa: E402
 from gan.models import Generator  # noqa: E402
@@ -58,10 +59,7 @@ def main() -> int:
     repeats = 2 if args.quick else args.repeats
     results = {"threads": torch.get_num_threads(), "torch": torch.__version__, "device": "cpu",
                "runs": [measure(size, count, repeats, args.width) for size in args.sizes for count in args.counts]}
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, args.out)
     return 0
 
 

@@ -17,6 +17,7 @@ Writes JSON (one row per recipe and budget) and, with --plot, a PNG of FD and cl
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -77,7 +78,8 @@ def train_and_score(recipe: Recipe, args: argparse.Namespace) -> list[dict]:
         if recipe.name == "project":  # the live generator of the same run, as it was at this moment
             snapshots[NO_EMA] = load_weights(recipe, export, list_checkpoints(out)[-1] / WEIGHTS_NAME)
         for name, generator in snapshots.items():
-            reference, train_data = scoring_data(args.dataset, generator.model_config)
+            config = generator.model_config
+            reference, train_data = scoring_data(args.dataset, config.image_size, config.channels)
             scores = score_generator(recalibrate_batch_norm(generator), evaluator, reference, train=train_data,
                                      per_class=args.per_class)
             rows.append({
@@ -100,17 +102,11 @@ def load_weights(recipe: Recipe, export: Path, weights: Path) -> torch.nn.Module
     return generator.eval()
 
 
-_DATA_CACHE: dict = {}
-
-
-def scoring_data(dataset: str, config: ModelConfig):
+@functools.lru_cache
+def scoring_data(dataset: str, image_size: int, channels: int):
     """Real test (reference) and train (floor) splits, loaded once per process."""
-    key = (dataset, config.image_size, config.channels)
-    if key not in _DATA_CACHE:
-        options = dict(image_size=config.image_size, channels=config.channels)
-        _DATA_CACHE[key] = (load_image_data(dataset, split="test", **options),
-                            load_image_data(dataset, split="train", **options))
-    return _DATA_CACHE[key]
+    options = dict(image_size=image_size, channels=channels)
+    return load_image_data(dataset, split="test", **options), load_image_data(dataset, split="train", **options)
 
 
 def run_workers(args: argparse.Namespace) -> list[dict]:

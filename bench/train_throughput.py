@@ -11,7 +11,6 @@ kernel launches, optimizer) or by the work per image (FLOPs). Reports, never ass
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import report  # noqa: E402
 
 from gan.augment import diff_augment, parse_policy  # noqa: E402
 from gan.config import ModelConfig  # noqa: E402
@@ -102,10 +103,7 @@ def main() -> int:
     results = {"threads": torch.get_num_threads(), "torch": torch.__version__, "runs": runs,
                "step_time_fit": [fit_step_time([r for r in runs if r["image_size"] == size]) for size in args.sizes]
                if len(set(args.batch)) > 1 else []}
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, args.out)
     return 0
 
 
