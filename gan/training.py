@@ -128,7 +128,7 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
     clock, clock_step = time.perf_counter(), state.step
     step_started = clock
     scores = None
-    while state.step < cfg.max_steps and not state.out_of_time(cfg):
+    while state.step < cfg.max_steps and not time_is_up(accelerator, state, cfg):
         # 1. Discriminator: real batches against fresh fakes of the same classes, both augmented alike.
         for _ in range(cfg.d_steps):
             real_u8, labels = next(batches)
