@@ -2,8 +2,8 @@
 
     python app.py [--model PATH_OR_REPO ...] [--host 0.0.0.0] [--port 7860]
 
-Models come from --model (repeatable), else GAN_MODELS (comma-separated) or GAN_MODEL, else the model shipped in
-models/fashion-mnist. This file only lays out the page and wires events; gan/demo.py does the work.
+Models come from --model (repeatable), else GAN_MODELS (comma-separated) or GAN_MODEL, else the two models shipped in
+models/ (Fashion-MNIST first, then MNIST digits), offered in a picker. This file only lays out the page and wires events; gan/demo.py does the work.
 """
 
 from __future__ import annotations
@@ -22,10 +22,17 @@ from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, descri
 from gan.errors import GanError
 from gan.quiz import JudgmentStore, Quiz, stats, stats_chart, stats_table
 
-SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "fashion-mnist"
-# Named as API callers see it in the README when started from the repository root (as a Space is); else absolute.
-DEFAULT_MODEL = ("models/fashion-mnist" if (Path.cwd() / "models" / "fashion-mnist").resolve() == SHIPPED_MODEL
-                 else str(SHIPPED_MODEL))
+SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
+SHIPPED_NAMES = ("fashion-mnist", "mnist")  # the first is the default
+
+
+def shipped_model_source(name: str) -> str:
+    """Named as API callers see it in the README when started from the repository root (as a Space is); else absolute."""
+    folder = SHIPPED_MODELS / name
+    return f"models/{name}" if (Path.cwd() / "models" / name).resolve() == folder else str(folder)
+
+
+DEFAULT_MODEL = shipped_model_source(SHIPPED_NAMES[0])
 MODEL_QUEUE = 2  # model events running at once: a 2-vCPU Space stays responsive, torch uses the cores per call
 CSS = """
 .quiz-images { display: flex; gap: 24px; justify-content: center; }
@@ -36,11 +43,16 @@ QUIZ_MODES = [("One image: real or fake?", "single"), ("Two images: which one is
 
 
 def model_sources(cli_models: list[str] | None = None) -> list[str]:
-    """Which models to serve: --model, then GAN_MODELS, then GAN_MODEL, then the shipped one."""
+    """Which models to serve: --model, then GAN_MODELS, then GAN_MODEL, then the shipped ones."""
     if cli_models:
         return cli_models
     listed = [m.strip() for m in os.environ.get("GAN_MODELS", "").split(",") if m.strip()]
-    return listed or [os.environ.get("GAN_MODEL") or DEFAULT_MODEL]
+    if listed:
+        return listed
+    if os.environ.get("GAN_MODEL"):
+        return [os.environ["GAN_MODEL"]]
+    shipped = [shipped_model_source(n) for n in SHIPPED_NAMES[1:] if (SHIPPED_MODELS / n / "config.json").is_file()]
+    return [DEFAULT_MODEL, *shipped]
 
 
 def user_errors(function):

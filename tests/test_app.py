@@ -178,11 +178,12 @@ def test_service_validates_and_caps(model_dir):
 
 
 def test_model_sources_come_from_flags_then_environment(monkeypatch):
-    from app import DEFAULT_MODEL, model_sources
+    from app import DEFAULT_MODEL, model_sources, shipped_model_source
 
     monkeypatch.delenv("GAN_MODELS", raising=False)
     monkeypatch.delenv("GAN_MODEL", raising=False)
-    assert model_sources() == [DEFAULT_MODEL]
+    assert model_sources() == [DEFAULT_MODEL, shipped_model_source("mnist")]  # both shipped models, default first
+    assert DEFAULT_MODEL.endswith("models/fashion-mnist")
     monkeypatch.setenv("GAN_MODEL", "user/one")
     assert model_sources() == ["user/one"]
     monkeypatch.setenv("GAN_MODELS", "user/a, user/b")
