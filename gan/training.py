@@ -117,6 +117,11 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
     if resume_checkpoint(accelerator, out, cfg.resume) is None and cfg.init_from:
         start_from_export(cfg.init_from, accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator),
                           ema)
+    # A checkpoint restores the optimizers' learning rates and betas too; the flags win, so a run resumed with a
+    # lower --lr-g/--lr-d (the cure the non-finite-loss error advises) really trains at the new rate.
+    for optimizer, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
+        for group in optimizer.param_groups:
+            group["lr"], group["betas"] = lr, betas
     state.best_fd = min(state.best_fd, best_fd_on_disk(out))
     if cfg.log_with:
         accelerator.init_trackers("gan", config=cfg.to_dict())

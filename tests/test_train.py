@@ -109,6 +109,18 @@ def test_killed_run_resumes_and_continues_the_same_run(tiny_imagefolder, tmp_pat
     assert torch.allclose(optimizer_a["state"][0]["exp_avg"], optimizer_b["state"][0]["exp_avg"], atol=1e-6)
 
 
+def test_resuming_with_other_learning_rates_trains_at_the_new_ones(tiny_imagefolder, tmp_path):
+    out = tmp_path / "run"
+    common = ["--dataset", str(tiny_imagefolder), *TINY, "--output-dir", str(out), "--checkpoint-every", "4",
+              "--sample-every", "0"]
+    assert run(python_command(*common, "--max-steps", "4")).returncode == 0
+    resumed = run(python_command(*common, "--max-steps", "8", "--lr-g", "1e-5", "--lr-d", "3e-5", "--beta2", "0.99"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    for name, lr in [("optimizer.bin", 1e-5), ("optimizer_1.bin", 3e-5)]:  # generator's, then discriminator's
+        groups = torch.load(out / "checkpoints" / "step_00000008" / name, weights_only=True)["param_groups"]
+        assert [(g["lr"], tuple(g["betas"])) for g in groups] == [(lr, (0.0, 0.99))] * len(groups), name
+
+
 def test_two_process_cpu_run_trains_checkpoints_and_exports_once(tiny_imagefolder, tmp_path):
     out = tmp_path / "ddp"
     result = run(launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY,
