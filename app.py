@@ -3,7 +3,8 @@
     python app.py [--model PATH_OR_REPO ...] [--host 0.0.0.0] [--port 7860]
 
 Models come from --model (repeatable), else GAN_MODELS (comma-separated) or GAN_MODEL, else the two models shipped in
-models/ (Fashion-MNIST first, then MNIST digits), offered in a picker. This file only lays out the page and wires events; gan/demo.py does the work.
+models/ (Fashion-MNIST first, then MNIST digits), offered in a picker. This file only lays out the page and wires
+events; gan/demo.py does the work.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ SHIPPED_NAMES = ("fashion-mnist", "mnist")  # the first is the default
 
 
 def shipped_model_source(name: str) -> str:
-    """Named as API callers see it in the README when started from the repository root (as a Space is); else absolute."""
+    """A shipped model's name as API callers see it in the README when started from the repository root (as a Space
+    is): models/NAME; else its absolute path."""
     folder = SHIPPED_MODELS / name
     return f"models/{name}" if (Path.cwd() / "models" / name).resolve() == folder else str(folder)
 
