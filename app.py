@@ -19,7 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, describe, generate_images, images_html,
-                      interpolation_frames, model_files, random_seed, write_gif, write_grid, write_pngs)
+                      interpolation_frames, machine_judge, model_files, random_seed, write_gif, write_grid, write_pngs)
 from gan.errors import GanError
 from gan.quiz import JudgmentStore, Quiz, stats, stats_chart, stats_table
 
@@ -141,7 +141,8 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
         results = stats(store)
         chart = pd.DataFrame(stats_chart(results), columns=["model", "metric", "value", "low", "high"])
         note = "" if store.saving else f"\n\n**Results are not being saved right now**: {store.problem}"
-        summary = (f"{sum(r['judgments'] for r in results)} judgments from {sum(r['sessions'] for r in results)} "
+        summary = (f"{machine_judge(registry.get(model_name))}\n\n"
+                   f"{sum(r['judgments'] for r in results)} judgments from {sum(r['sessions'] for r in results)} "
                    f"sessions. {results[0]['interval'] if results else ''}{note}")
         return summary, stats_table(results), chart.dropna(subset=["value"])
 

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--latent-dim", type=int, default=DEFAULTS.latent_dim, help="size of the noise vector z")
     model.add_argument("--g-width", type=int, default=DEFAULTS.g_width, help="generator channels at full resolution")
     model.add_argument("--d-width", type=int, default=DEFAULTS.d_width, help="discriminator channels at full resolution")
+    model.add_argument("--output-gain", type=float, default=DEFAULTS.output_gain,
+                       help="generator output clamp(gain * tanh): above 1, pure white and black are reachable "
+                            "(1 = plain tanh)")
 
     recipe = p.add_argument_group("recipe")
     recipe.add_argument("--loss", choices=LOSSES, default=DEFAULTS.loss, help="adversarial loss")
@@ -85,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--eval-per-class", type=int, default=DEFAULTS.eval_per_class,
                         help="generated images per class in each evaluation")
     output.add_argument("--eval-split", default=DEFAULTS.eval_split, help="held-out real split evaluations compare with")
+    output.add_argument("--c2st-per-class", type=int, default=DEFAULTS.c2st_per_class,
+                        help="generated images per class for the evaluations' classifier two-sample test (C2ST), "
+                             "against as many real training images")
     output.add_argument("--log-every", type=int, default=DEFAULTS.log_every, help="steps between loss logs")
     output.add_argument("--log-with", default=None, help="accelerate tracker for losses and images/s, e.g. tensorboard")
     output.add_argument("--resume", default=None,
@@ -113,7 +119,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {k: v for k, v in vars(args).items() if k not in ("dry_run", "hub_token")}
     cfg = TrainConfig(**values)
     positive = ("batch_size", "max_steps", "d_steps", "latent_dim", "g_width", "d_width", "log_every", "sample_seeds",
-                "eval_per_class")
+                "eval_per_class", "c2st_per_class")
     for name in positive:
         if getattr(cfg, name) < 1:
             raise GanError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
@@ -132,6 +138,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for name in ("beta1", "beta2", "ema_decay"):
         if not 0 <= getattr(cfg, name) < 1:
             raise GanError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(cfg, name)}")
+    if not 1.0 <= cfg.output_gain <= 2.0:
+        raise GanError(f"--output-gain must be in [1, 2], got {cfg.output_gain}")
     if cfg.cpu_threads is not None and cfg.cpu_threads < 1:
         raise GanError(f"--cpu-threads must be at least 1, got {cfg.cpu_threads}")
     if cfg.evaluator and not cfg.eval_every:

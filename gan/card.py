@@ -53,6 +53,8 @@ def eval_results(metrics: dict[str, Any], model_name: str, dataset: str | None) 
         ("fd", metrics.get("fd_train_test"), "FD floor: real train vs real test, evaluator features"),
         ("kid", metrics.get("kid_mean"), f"KID, evaluator features ({n} samples)"),
         ("accuracy", metrics.get("cas"), "Classification accuracy score (CAS)"),
+        ("accuracy", (metrics.get("c2st") or {}).get("accuracy"),
+         "C2ST: held-out accuracy of a fresh real-vs-generated classifier (0.5 = indistinguishable)"),
     ]
     return [EvalResult(metric_type=kind, metric_value=round(float(value), 6), metric_name=name, **common)
             for kind, value, name in named if isinstance(value, (int, float))]
@@ -153,7 +155,7 @@ def metrics_section(metrics: dict[str, Any]) -> list[str]:
     """A table of the measured figures, or a note that none were measured."""
     if not metrics:
         return ["## Metrics", "", "Not measured yet (`python -m gan.evaluate score --model DIR --dataset SRC --write`).", ""]
-    accuracy = metrics.get("class_accuracy") or {}
+    accuracy, c2st = metrics.get("class_accuracy") or {}, metrics.get("c2st") or {}
     rows = [
         ("Class accuracy (evaluator)", accuracy.get("overall")),
         ("Evaluator accuracy on real test images", metrics.get("evaluator_test_accuracy")),
@@ -162,6 +164,7 @@ def metrics_section(metrics: dict[str, Any]) -> list[str]:
         ("FD / floor", metrics.get("fd_ratio")),
         ("KID (evaluator features)", metrics.get("kid_mean")),
         ("CAS (classifier trained on samples, tested on real)", metrics.get("cas")),
+        ("C2ST: real-vs-generated classifier accuracy (0.5 = indistinguishable)", c2st.get("accuracy")),
     ]
     table = ["| metric | value |", "| --- | --- |"]
     table += [f"| {label} | {value:.4f} |" for label, value in rows if isinstance(value, (int, float))]
@@ -173,7 +176,20 @@ def metrics_section(metrics: dict[str, Any]) -> list[str]:
         f"{(metrics.get('per_class') or 1) - 1}, truncation {metrics.get('truncation')}) against the real "
         f"{metrics.get('reference_split')} split, measured {metrics.get('date', '')}.", "",
         *table, "", f"Class accuracy per class: {detail}." if detail else "", "",
+        *c2st_note(c2st),
     ]
+
+
+def c2st_note(c2st: dict[str, Any]) -> list[str]:
+    """What the two-sample test's figure means and how it was measured."""
+    if not c2st.get("accuracy"):
+        return []
+    low, high = c2st["interval_95"]
+    return [f"C2ST (classifier two-sample test): a fresh small CNN trained to tell {c2st['images_per_set']} "
+            f"generated images from as many real training images scores {c2st['accuracy']:.3f} on the "
+            f"{c2st['tested_images']} it did not train on (95% interval {low:.3f}-{high:.3f}; 0.5 = it cannot tell "
+            f"them apart). It takes {c2st['generated_taken_for_real']:.1%} of the held-out generated images for "
+            "real.", ""]
 
 
 def write_model_card(folder: str | Path, *, repo_id: str | None = None) -> Path:

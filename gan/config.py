@@ -61,6 +61,10 @@ class ModelConfig(JsonConfig):
     d_width: int = 32  # discriminator channels at full resolution; lower resolutions get up to 8x this
     max_width_multiplier: int = 8  # cap on the channel multiplier at low resolutions
     default_truncation: float = 1.0  # truncation psi that the app and the quiz use unless told otherwise
+    # The generator's last layer is clamp(output_gain * tanh(x), -1, 1). tanh alone (gain 1, models of versions
+    # before 0.2) never reaches -1 or 1, so its images never hold the pure whites and blacks that most real ones do;
+    # with a gain above 1 the output saturates once |tanh(x)| >= 1 / gain, as quantized real pixels do.
+    output_gain: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -82,6 +86,8 @@ class ModelConfig(JsonConfig):
             raise GanError(f"{len(self.class_names)} class names given for {self.num_classes} classes")
         if self.latent_dim < 1 or self.g_width < 1 or self.d_width < 1 or self.max_width_multiplier < 1:
             raise GanError("latent_dim, g_width, d_width and max_width_multiplier must be positive")
+        if not 1.0 <= self.output_gain <= 2.0:
+            raise GanError(f"output_gain must be in [1, 2], got {self.output_gain}")
         if not 0.0 < self.default_truncation <= 1.0:
             raise GanError(f"default_truncation must be in (0, 1], got {self.default_truncation}")
 
@@ -119,6 +125,7 @@ class TrainConfig:
     latent_dim: int = 128  # size of z
     g_width: int = 32  # generator base width
     d_width: int = 32  # discriminator base width
+    output_gain: float = 1.1  # generator output clamp(gain * tanh(x)): 1.1 saturates at |tanh| >= 0.91 (1 = tanh)
     # recipe
     loss: str = "hinge"  # "hinge" or "nonsaturating"
     batch_size: int = 64  # real images per discriminator step, per process
@@ -144,6 +151,8 @@ class TrainConfig:
     evaluator: str | None = None  # evaluator folder for those (default: evaluators/<dataset folder name>)
     eval_per_class: int = 100  # generated images per class each evaluation scores
     eval_split: str = "test"  # real split they are compared with
+    c2st_per_class: int = 500  # generated images per class for the evaluations' two-sample test (C2ST), against as
+    #                            many real training images; fewer than ~500 a class leave its classifier half-trained
     sample_seeds: int = 8  # columns of the sample grid: seeds 0..N-1, one row per class
     log_every: int = 50  # steps between loss logs (and NaN checks)
     log_with: str | None = None  # accelerate tracker, e.g. "tensorboard"

@@ -237,9 +237,25 @@ def describe(model: DemoModel) -> str:
             f"| Fréchet distance to real test images (its features) | {metrics.get('fd', float('nan')):.3f} |",
             f"| the same for real train vs real test images (floor) | {metrics.get('fd_train_test', float('nan')):.3f} |",
         ]
+        c2st = metrics.get("c2st") or {}
+        if c2st.get("accuracy") is not None:
+            lines.append(f"| a fresh real-vs-generated classifier's accuracy (C2ST; 0.5 = cannot tell) "
+                         f"| {c2st['accuracy']:.3f} |")
     else:
         lines.append("No metrics were measured for this model.")
     return "\n".join(lines)
+
+
+def machine_judge(model: DemoModel) -> str:
+    """One Markdown line: how well a machine tells this model's images from real ones, to set beside people's."""
+    c2st = (model.metrics or {}).get("c2st") or {}
+    if c2st.get("accuracy") is None:
+        return f"No machine two-sample test was measured for `{model.source}`."
+    low, high = c2st["interval_95"]
+    return (f"**Machine judge** for `{model.source}`: a fresh classifier trained to tell its images from real ones "
+            f"is right on {c2st['accuracy']:.1%} of images it did not train on (95% interval {low:.1%}-{high:.1%}; "
+            f"50% = it cannot tell them apart) and takes {c2st['generated_taken_for_real']:.1%} of generated images "
+            "for real. People's error rate, below, is the same test taken by eye: 50% = fooled as often as not.")
 
 
 def model_files(model: DemoModel) -> tuple[str | None, str | None]:

@@ -3,6 +3,9 @@
     python -m gan.evaluate train --dataset SRC --output evaluators/NAME      # train and save an evaluator
     python -m gan.evaluate score --model DIR --dataset SRC [--cas] [--write]  # score a generator, print JSON
 
+`score` reports class accuracy, FD (with its real train-vs-test floor), KID and the classifier two-sample test
+(C2ST: how well a fresh CNN tells generated from real training images; 0.5 = not at all), optionally CAS.
+
 `score` generates --per-class images of each class from seeds 0..N-1 at --truncation, so the same flags always
 score the same images; CAS trains on other seeds (from 2**31). Progress goes to stderr, the JSON to stdout.
 """
@@ -22,8 +25,8 @@ from .errors import GanError
 from .evaluator import EvaluatorConfig, save_evaluator, train_evaluator
 from .card import write_model_card
 from .hub import load_generator
-from .metrics import (METRICS_NAME, cas, check_evaluator_fits, open_evaluator, score_generator,
-                      with_provenance)
+from .metrics import (METRICS_NAME, c2st_of_generator, cas, check_evaluator_fits, open_evaluator,
+                      score_generator, with_provenance)
 from .sampling import check_truncation
 
 
@@ -60,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--cas-per-class", type=int, help="generated training images per class for CAS "
                                                          "(default: --per-class)")
     score.add_argument("--cas-epochs", type=int, default=6, help="epochs of the CAS classifier (default: 6)")
+    score.add_argument("--c2st-per-class", type=int, default=500,
+                       help="generated images per class for the classifier two-sample test, against as many real "
+                            "training images (default: 500, i.e. 5,000 a side for 10 classes)")
+    score.add_argument("--no-c2st", action="store_true", help="skip the classifier two-sample test")
     score.add_argument("--inception", action="store_true",
                        help="also report Inception-v3 FD (needs torch-fidelity and internet for its weights)")
     score.add_argument("--write", action="store_true", help=f"write the scores to {METRICS_NAME} in the model folder")
@@ -82,7 +89,8 @@ def validate(args: argparse.Namespace) -> None:
         if args.lr <= 0:
             raise GanError(f"--lr must be positive, got {args.lr}")
     else:
-        positive.update(per_class=args.per_class, cas_per_class=args.cas_per_class, cas_epochs=args.cas_epochs)
+        positive.update(per_class=args.per_class, cas_per_class=args.cas_per_class, cas_epochs=args.cas_epochs,
+                        c2st_per_class=args.c2st_per_class)
         args.truncation = check_truncation(args.truncation)
     for name, value in positive.items():
         if value is not None and value < 1:
@@ -120,6 +128,10 @@ def run_score(args: argparse.Namespace) -> int:
     train = load_image_data(args.dataset, split=args.train_split, **options)
     scores = score_generator(generator, evaluator, reference, train=train, per_class=args.per_class,
                              truncation=args.truncation, inception=args.inception, log=_log)
+    if not args.no_c2st:
+        _log("C2ST: training a classifier to tell generated from real training images")
+        scores["c2st"] = c2st_of_generator(generator, train, per_class=args.c2st_per_class,
+                                           truncation=args.truncation)
     if args.cas:
         _log("CAS: training a classifier on generated images")
         scores["cas"] = cas(generator, reference, evaluator.evaluator_config,

@@ -27,7 +27,8 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from .data import ImageData, to_model_range
+from .c2st import C2stSettings, c2st
+from .data import ImageData, balanced_subset, to_model_range
 from .errors import GanError
 from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, load_evaluator, predict,
                         train_evaluator)
@@ -231,6 +232,17 @@ def _score_generated(generator: nn.Module, evaluator: Evaluator, metrics: list, 
     names = list(generator.model_config.class_names)
     return {"overall": float(correct.mean()),
             "per_class": {names[c]: float(correct[labels == c].mean()) for c in range(len(names))}}
+
+
+def c2st_of_generator(generator: nn.Module, real: ImageData, *, per_class: int, truncation: float = 1.0,
+                      settings: C2stSettings = C2stSettings(), log: Callable[[str], None] | None = None
+                      ) -> dict[str, Any]:
+    """C2ST of the generator's images (per_class of each class, seeds 0..per_class-1, as FD scores them) against
+    as many real images (usually the training split), classes balanced the same way, picked by FLOOR_SEED."""
+    generated = torch.cat([images for _, images in generated_batches(generator, per_class=per_class,
+                                                                     truncation=truncation)])
+    real_images = balanced_subset(real, len(generated), seed=FLOOR_SEED).images
+    return c2st(real_images, generated, settings=settings, log=log)
 
 
 def floor_subset(train: ImageData, count: int) -> torch.Tensor:

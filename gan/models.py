@@ -84,7 +84,13 @@ class Generator(nn.Module, HubModelMixin):
         h = self.stem(z).view(z.shape[0], -1, self.start, self.start)  # (B, C0, s, s)
         for block in self.blocks:
             h = block(h, y)  # resolution doubles each block
-        return torch.tanh(self.out_conv(F.relu(self.out_norm(h))))  # (B, channels, H, W)
+        return self.to_pixels(self.out_conv(F.relu(self.out_norm(h))))  # (B, channels, H, W)
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """The output layer: tanh, scaled by output_gain and clamped, so that pure white and black are reachable.
+        A clamped pixel passes no gradient; D only sees it where it already matches the data's extreme."""
+        gain = self.model_config.output_gain
+        return torch.tanh(x) if gain == 1.0 else (gain * torch.tanh(x)).clamp(-1.0, 1.0)
 
 
 class DiscriminatorBlock(nn.Module):

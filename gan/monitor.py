@@ -1,26 +1,29 @@
 """Quality checks during training: the EMA generator scored by the dataset's evaluator every N steps.
 
 GAN quality does not improve monotonically, and the last step is not always the best one, so training keeps the
-export with the lowest FD in OUTPUT_DIR/best (its metrics.json and card state the scores). The scores are the
-same as `python -m gan.evaluate score` gives (class accuracy, FD with its train-vs-test floor, KID), on fewer
-images by default so that an evaluation costs seconds, not minutes.
+export with the lowest selection score in OUTPUT_DIR/best (its metrics.json and card state the scores). The scores
+are the same as `python -m gan.evaluate score --c2st` gives (class accuracy, FD with its train-vs-test floor, KID,
+the classifier two-sample test), on fewer images by default so that an evaluation costs seconds, not minutes.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from .c2st import MIN_IMAGES as C2ST_MIN_IMAGES
 from .config import ModelConfig, TrainConfig
 from .data import ImageData, load_image_data
 from .errors import GanError
-from .metrics import METRICS_NAME, check_evaluator_fits, open_evaluator, score_generator, with_provenance
+from .metrics import (METRICS_NAME, c2st_of_generator, check_evaluator_fits, open_evaluator, score_generator,
+                      with_provenance)
 
-BEST_FOLDER = "best"  # OUTPUT_DIR/best: the export with the lowest FD so far
+BEST_FOLDER = "best"  # OUTPUT_DIR/best: the export with the lowest selection score so far
 
 
 class QualityMonitor:
@@ -38,34 +41,61 @@ class QualityMonitor:
         )
         if self.reference.class_names != model_config.class_names:
             raise GanError(f"split {cfg.eval_split} has other classes than {cfg.split}; pick another --eval-split")
-        self.train_data = train_data  # FD's floor compares train images with the same reference images
+        self.train_data = train_data  # FD's floor and C2ST compare with the training images
+        c2st_images = min(len(train_data.labels), cfg.c2st_per_class * model_config.num_classes)
+        self.c2st_fits = c2st_images >= C2ST_MIN_IMAGES
+        if not self.c2st_fits:
+            print(f"warning: evaluations skip the two-sample test (C2ST): it needs {C2ST_MIN_IMAGES} images a side "
+                  f"and gets {c2st_images} (the training split's size or --c2st-per-class x classes); best/ is "
+                  "chosen by FD alone", file=sys.stderr, flush=True)
 
     def score(self, generator: nn.Module, step: int) -> dict[str, Any]:
         """Scores of the generator (eval mode, batch norm calibrated) at this training step, with provenance."""
         scores = score_generator(generator, self.evaluator, self.reference, train=self.train_data,
                                  per_class=self.cfg.eval_per_class)
+        if self.c2st_fits:
+            scores["c2st"] = c2st_of_generator(generator, self.train_data, per_class=self.cfg.c2st_per_class)
         report = with_provenance(scores, model=f"{self.cfg.output_dir} at step {step}", dataset=self.cfg.dataset,
                                  reference_split=self.cfg.eval_split, train_split=self.cfg.split,
                                  evaluator_dir=self.evaluator_dir, evaluator_config=self.evaluator.evaluator_config)
         return {"step": step, **report}
 
 
+def selection_score(scores: dict[str, Any]) -> float:
+    """Lower is better: the mean of C2ST's excess over chance, (accuracy - 0.5) / 0.5, and FD's excess over its
+    floor, 1 - floor / FD; both lie in [0, 1]. FD alone prefers smooth averaged images that a classifier still
+    tells from real; C2ST alone ignores the class mix. Without a C2ST (data too small for one, or metrics of older
+    versions) the FD term alone ranks; without an FD ratio, the scores rank last."""
+    c2st, ratio = scores.get("c2st"), scores.get("fd_ratio")
+    if ratio is None:
+        return math.inf
+    fd_term = max(0.0, 1.0 - 1.0 / max(ratio, 1e-9))
+    if not c2st:
+        return fd_term
+    return 0.5 * max(0.0, c2st["accuracy"] - 0.5) / 0.5 + 0.5 * fd_term
+
+
 def summary_line(scores: dict[str, Any]) -> str:
-    """One line for the console: step, class accuracy, FD against its floor, KID."""
+    """One line for the console: step, class accuracy, FD against its floor, KID, C2ST."""
+    c2st = scores.get("c2st")
     return (f"eval at step {scores['step']}: class accuracy {scores['class_accuracy']['overall']:.4f}, "
             f"FD {scores['fd']:.4f} (floor {scores['fd_train_test']:.4f}, ratio {scores['fd_ratio']:.1f}), "
-            f"KID {scores['kid_mean']:.4f} on {scores['num_samples']} images")
+            f"KID {scores['kid_mean']:.4f}"
+            + (f", C2ST {c2st['accuracy']:.3f}" if c2st else "") + f" on {scores['num_samples']} images")
 
 
 def tracker_values(scores: dict[str, Any]) -> dict[str, float]:
     """The scores as flat numbers for accelerate's trackers (TensorBoard, ...)."""
-    return {"eval/fd": scores["fd"], "eval/fd_ratio": scores["fd_ratio"], "eval/kid": scores["kid_mean"],
-            "eval/class_accuracy": scores["class_accuracy"]["overall"]}
+    values = {"eval/fd": scores["fd"], "eval/fd_ratio": scores["fd_ratio"], "eval/kid": scores["kid_mean"],
+              "eval/class_accuracy": scores["class_accuracy"]["overall"]}
+    if scores.get("c2st"):
+        values["eval/c2st"] = scores["c2st"]["accuracy"]
+    return values
 
 
-def best_fd_on_disk(out: Path) -> float:
-    """FD of the export kept in out/best, or infinity: a resumed run must not replace a better one."""
+def best_score_on_disk(out: Path) -> float:
+    """Selection score of the export kept in out/best, or infinity: a resumed run must not replace a better one."""
     try:
-        return float(json.loads((out / BEST_FOLDER / METRICS_NAME).read_text())["fd"])
+        return selection_score(json.loads((out / BEST_FOLDER / METRICS_NAME).read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         return math.inf

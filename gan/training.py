@@ -5,6 +5,7 @@ Output folder of a run:
     checkpoints/step_N/    full state for resume (models, optimizers, EMA, step, RNG); only complete ones appear
     samples/step_N.png     fixed-noise grids, one row per class, seeds 0..sample_seeds-1 (ψ = 1)
     timelapse.gif          those grids in order
+    evals.jsonl            the scores of every --eval-every evaluation (the run's learning curve)
     export/                EMA generator + discriminator as safetensors (see gan/hub.py), samples, timelapse
     logs/                  tracker logs (e.g. TensorBoard) when --log-with is given
 """
@@ -42,10 +43,11 @@ from .hub import DISCRIMINATOR_FOLDER, check_repo_id, hub_errors, publish_folder
 from .losses import discriminator_loss, generator_loss
 from .metrics import METRICS_NAME
 from .models import Discriminator, Generator
-from .monitor import BEST_FOLDER, QualityMonitor, best_fd_on_disk, summary_line, tracker_values
+from .monitor import BEST_FOLDER, QualityMonitor, best_score_on_disk, selection_score, summary_line, tracker_values
 from .sampling import class_grid, save_gif, save_png
 
 CHECKPOINT_PREFIX = "step_"
+EVALS_NAME = "evals.jsonl"  # every --eval-every evaluation of a run, one JSON object a line
 PARTIAL_PREFIX = ".partial-"  # a checkpoint is written under this name and renamed when complete
 
 
@@ -55,15 +57,16 @@ class TrainingState:
 
     step: int = 0
     train_seconds: float = 0.0  # wall-clock time spent in training steps, summed over every resume
-    best_fd: float = math.inf  # lowest FD of the evaluations so far (--eval-every), the one kept in best/
+    best_score: float = math.inf  # lowest selection score of the evaluations so far (--eval-every), kept in best/
 
     def state_dict(self) -> dict[str, float]:
-        return {"step": self.step, "train_seconds": self.train_seconds, "best_fd": self.best_fd}
+        return {"step": self.step, "train_seconds": self.train_seconds, "best_score": self.best_score}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.step = int(state["step"])
         self.train_seconds = float(state.get("train_seconds", 0.0))  # absent in checkpoints of older versions
-        self.best_fd = float(state.get("best_fd", math.inf))
+        # Checkpoints of versions before 0.2 kept the best FD, which is no selection score: start afresh.
+        self.best_score = float(state.get("best_score", math.inf))
 
     def out_of_time(self, cfg: TrainConfig) -> bool:
         return cfg.max_minutes > 0 and self.train_seconds >= cfg.max_minutes * 60
@@ -122,7 +125,7 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
     for optimizer, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
         for group in optimizer.param_groups:
             group["lr"], group["betas"] = lr, betas
-    state.best_fd = min(state.best_fd, best_fd_on_disk(out))
+    state.best_score = min(state.best_score, best_score_on_disk(out))
     if cfg.log_with:
         accelerator.init_trackers("gan", config=cfg.to_dict())
 
@@ -206,6 +209,7 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         latent_dim=cfg.latent_dim,
         g_width=cfg.g_width,
         d_width=cfg.d_width,
+        output_gain=cfg.output_gain,
     )
 
 
@@ -269,15 +273,19 @@ def time_is_up(accelerator: Accelerator, state: TrainingState, cfg: TrainConfig)
 def evaluate_and_keep_best(accelerator: Accelerator, monitor: QualityMonitor | None, out: Path, ema: EMA,
                            discriminator, cfg: TrainConfig, pool: ImageData | None,
                            state: TrainingState) -> dict[str, Any]:
-    """Score the EMA generator (on the main process); export it to out/best when its FD is the lowest so far."""
+    """Score the EMA generator (on the main process); export it to out/best when its selection score (realism by
+    C2ST and FD, see monitor.selection_score) is the lowest so far."""
     scores = None
     if accelerator.is_main_process:
         scores = monitor.score(recalibrate_batch_norm(ema.model), state.step)
+        scores["train_minutes"] = round(state.train_seconds / 60, 2)  # the x axis of quality-per-CPU-minute curves
         print(summary_line(scores), flush=True)
+        with open(out / EVALS_NAME, "a") as log:  # one line per evaluation: the run's learning curve
+            log.write(json.dumps(scores) + "\n")
     scores = broadcast_object_list([scores])[0]
     accelerator.log(tracker_values(scores), step=state.step)
-    if scores["fd"] < state.best_fd:
-        state.best_fd = scores["fd"]
+    if selection_score(scores) < state.best_score:
+        state.best_score = selection_score(scores)
         export_models(accelerator, out, ema, discriminator, cfg, pool, state, folder=BEST_FOLDER, metrics=scores)
     return scores
 
@@ -308,6 +316,7 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
     config_path = out / "training_config.json"
     if config_path.exists():
         previous = json.loads(config_path.read_text())
+        previous = {**VALUES_BEFORE_THEIR_FLAGS, **previous}
         changed = [k for k in RUN_IDENTITY if previous.get(k) != getattr(cfg, k)]
         if changed and list_checkpoints(out):
             details = ", ".join(f"{k}: {previous.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
@@ -324,8 +333,11 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
     accelerator.wait_for_everyone()
 
 
+# What runs of versions that lacked a flag trained with: their folders resume with it set so.
+VALUES_BEFORE_THEIR_FLAGS = {"output_gain": 1.0}
 # Flags that define what a checkpoint holds; changing any other flag (max steps, logging...) still resumes.
-RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "batch_size", "seed")
+RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "output_gain",
+                "batch_size", "seed")
 
 
 def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
@@ -337,7 +349,9 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):
         # Only the architecture must match: class names may differ, so a model of one dataset can start
         # training on another with as many classes (transfer, which converges much faster on small data).
-        theirs_arch = replace(theirs.model_config, class_names=mine.model_config.class_names)
+        # The output gain has no weights: a tanh model may start a run that trains it to saturate.
+        theirs_arch = replace(theirs.model_config, class_names=mine.model_config.class_names,
+                              output_gain=mine.model_config.output_gain)
         if theirs_arch != mine.model_config:
             raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
                            f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")

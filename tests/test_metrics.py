@@ -211,9 +211,9 @@ def test_cas_of_a_tiny_generator_is_an_accuracy(trained, patterns_test):
 # ----------------------------------------------------------------------------------------------- command line
 
 def write_idx_dataset(folder: Path) -> Path:
-    """An IDX folder (train: 3 x 40 patterns, test: 3 x 10) with a classes.txt naming the 3 classes."""
+    """An IDX folder (train: 3 x 80 patterns, enough for C2ST; test: 3 x 10) with a classes.txt naming the classes."""
     folder.mkdir(parents=True)
-    for prefix, data in (("train", pattern_data(40, seed=2)), ("t10k", pattern_data(10, seed=3))):
+    for prefix, data in (("train", pattern_data(80, seed=2)), ("t10k", pattern_data(10, seed=3))):
         images = data.images[:, 0].numpy()  # (N, 28, 28)
         labels = data.labels.numpy().astype(np.uint8)
         for kind, array in (("images", images), ("labels", labels)):
@@ -247,11 +247,13 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     result = subprocess.run(
         [sys.executable, "-m", "gan.evaluate", "score", "--model", str(model), "--dataset", str(dataset),
          "--evaluator", str(evaluator_dir), "--per-class", "6", "--truncation", "0.7", "--cas", "--cas-epochs", "1",
-         "--threads", "1", "--write"],
+         "--c2st-per-class", "70", "--threads", "1", "--write"],
         cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     scores = json.loads(result.stdout)
-    assert SCORE_KEYS | {"cas"} <= set(scores)
+    assert SCORE_KEYS | {"cas", "c2st"} <= set(scores)
+    # An untrained generator's noise is told from the patterns at once; 210 images a side were compared.
+    assert scores["c2st"]["accuracy"] > 0.9 and scores["c2st"]["images_per_set"] == 210
     assert scores["num_samples"] == 18 and scores["truncation"] == 0.7 and scores["reference_split"] == "test"
     assert set(scores["class_accuracy"]["per_class"]) == set(CLASSES)
     assert 0 <= scores["class_accuracy"]["overall"] <= 1 and 0 <= scores["cas"] <= 1
@@ -260,7 +262,17 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     assert scores["evaluator_test_accuracy"] > 0.9
     assert json.loads((model / "metrics.json").read_text()) == scores
     card = (model / "README.md").read_text()  # the model card was regenerated with the new figures
-    assert f"{scores['class_accuracy']['overall']:.4f}" in card and "## Metrics" in card
+    assert f"{scores['class_accuracy']['overall']:.4f}" in card and "## Metrics" in card and "C2ST" in card
+
+
+def test_score_refuses_a_two_sample_test_on_too_few_images_and_can_skip_it(cli_setup, capsys):
+    dataset, evaluator_dir, model = cli_setup
+    common = ["score", "--model", str(model), "--dataset", str(dataset), "--evaluator", str(evaluator_dir),
+              "--per-class", "4", "--threads", "1"]
+    code, errors = run_main(common + ["--c2st-per-class", "20"], capsys)
+    assert code == 2 and len(errors) == 1 and "at least 200 images" in errors[0]
+    assert main(common + ["--no-c2st"]) == 0
+    assert "c2st" not in json.loads(capsys.readouterr().out)
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, list[str]]:

@@ -13,6 +13,7 @@ from huggingface_hub import ModelCard
 
 from gan.evaluator import load_evaluator, predict
 from gan.hub import load_discriminator, load_generator, load_real_pool
+from gan.quiz.tells import tell_accuracies
 from gan.sampling import generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,3 +73,22 @@ def test_its_card_and_metrics_describe_these_weights(name):
     sizes = sum(path.stat().st_size for path in model.rglob("*") if path.is_file())
     assert sizes < 10_000_000  # a few MB: it ships inside the repository
     assert not [p for p in model.rglob("*") if p.suffix in (".bin", ".pt", ".pkl", ".pth", ".ckpt")]
+
+
+@shipped
+def test_no_pixel_statistic_tells_its_fakes_from_the_quiz_real_images(name):
+    """A script reading one statistic (brightest pixel, count of pure whites, mean, a histogram bin...) must not
+    beat a coin by more than 5 points over 1,000 quiz rounds, single or pair (held-out rounds; see quiz/tells)."""
+    model = REPO / "models" / name
+    images, labels = load_real_pool(model)
+    torch.set_num_threads(1)
+    accuracies = tell_accuracies(images.numpy(), labels.numpy(), load_generator(model), rounds=1000)
+    tells = {f"{stat} ({mode})": round(value, 3) for stat, modes in accuracies.items() for mode, value in modes.items()
+             if value > 0.55}
+    assert not tells, f"pixel statistics that tell real from fake: {tells}"
+
+
+@shipped
+def test_its_metrics_include_a_two_sample_test(name):
+    c2st = json.loads((REPO / "models" / name / "metrics.json").read_text())["c2st"]
+    assert c2st["images_per_set"] >= 5000 and c2st["interval_95"][0] <= c2st["accuracy"] <= c2st["interval_95"][1]

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from conftest import CLASSES, REPO, TINY, launch_command, run, child_env
 from gan.hub import load_discriminator, load_generator
+from gan.monitor import selection_score
 from gan.sampling import generate
 
 
@@ -286,7 +287,7 @@ def split_imagefolder_with_evaluator(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("split")
     rng = np.random.default_rng(1)
-    for split, count in (("train", 16), ("test", 8)):
+    for split, count in (("train", 70), ("test", 8)):  # 210 train images: enough for the two-sample test
         for name in CLASSES:
             (root / "data" / split / name).mkdir(parents=True)
             for i in range(count):
@@ -301,35 +302,55 @@ def test_eval_every_scores_the_generator_and_keeps_the_best_export(split_imagefo
     data, evaluator = split_imagefolder_with_evaluator
     out = tmp_path / "run"
     args = ["--dataset", str(data), "--output-dir", str(out), *TINY, "--max-steps", "6", "--eval-every", "2",
-            "--evaluator", str(evaluator), "--eval-per-class", "4", "--checkpoint-every", "2",
+            "--evaluator", str(evaluator), "--eval-per-class", "4", "--c2st-per-class", "70", "--checkpoint-every", "2",
             "--log-with", "tensorboard"]
     result = run(launch_command(*args))
     assert result.returncode == 0, result.stderr[-3000:]
     evals = [line for line in result.stdout.splitlines() if line.startswith("eval at step")]
     assert [line.split()[3].rstrip(":") for line in evals] == ["2", "4", "6"]
-    fds = {int(line.split()[3].rstrip(":")): float(line.split("FD ")[1].split()[0]) for line in evals}
+    curve = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in curve] == [2, 4, 6] and all(e["train_minutes"] >= 0 for e in curve)
+    assert all(e["c2st"]["images_per_set"] == 210 for e in curve)  # 70 a class (--c2st-per-class) x 3 classes
+    chosen = {e["step"]: selection_score(e) for e in curve}
 
     best = json.loads((out / "best" / "metrics.json").read_text())
     best_step = best["step"]
-    assert best["fd"] == pytest.approx(min(fds.values()), rel=1e-3, abs=1e-4), evals
-    assert best["fd"] == pytest.approx(fds[best_step], rel=1e-3, abs=1e-4)
-    assert best["num_samples"] == 12 and best["evaluator"] == str(evaluator)
+    assert chosen[best_step] == min(chosen.values()), chosen  # best/ holds the lowest selection score
+    assert best["fd"] == next(e["fd"] for e in curve if e["step"] == best_step)
+    assert best["num_samples"] == 12 and best["evaluator"] == str(evaluator) and "c2st" in best
     assert json.loads((out / "best" / "training_summary.json").read_text())["steps"] == best_step
-    assert "FD" in (out / "best" / "README.md").read_text()  # the card states the scores
+    card = (out / "best" / "README.md").read_text()
+    assert "FD" in card and "C2ST" in card  # the card states the scores
     # best/ is a complete export: its generator loads and makes the same images it was scored with.
     assert load_generator(str(out / "best")).model_config.class_names == list(CLASSES)
     # The final export carries the scores of the last evaluation, which scored exactly that generator.
     assert json.loads((out / "export" / "metrics.json").read_text())["step"] == 6
     assert list((out / "logs").rglob("events.out.tfevents*"))
 
-    # Resuming never replaces best/ with a worse export: the best FD travels in the checkpoint and on disk.
+    # Resuming never replaces best/ with a worse export: the best score travels in the checkpoint and on disk.
     more = run(launch_command(*args[:args.index("--max-steps")], "--max-steps", "8",
                               *args[args.index("--max-steps") + 2:]))
     assert more.returncode == 0, more.stderr[-3000:]
-    fd8 = float(next(line for line in more.stdout.splitlines() if line.startswith("eval at step 8")).split("FD ")[1].split()[0])
+    curve = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in curve] == [2, 4, 6, 8]  # the curve goes on across the resume
     kept = json.loads((out / "best" / "metrics.json").read_text())
-    assert kept["fd"] == pytest.approx(min(best["fd"], fd8), rel=1e-3, abs=1e-4)
-    assert kept["step"] == (8 if fd8 < best["fd"] else best_step)
+    score8 = selection_score(curve[-1])
+    assert kept["step"] == (8 if score8 < chosen[best_step] else best_step)
+
+
+def test_eval_every_with_too_few_images_for_a_two_sample_test_ranks_by_fd(split_imagefolder_with_evaluator,
+                                                                          tmp_path):
+    data, evaluator = split_imagefolder_with_evaluator
+    out = tmp_path / "run"
+    result = run(launch_command("--dataset", str(data), "--output-dir", str(out), *TINY, "--max-steps", "4",
+                                "--eval-every", "2", "--evaluator", str(evaluator), "--eval-per-class", "4",
+                                "--c2st-per-class", "10", "--checkpoint-every", "0", "--real-pool-size", "0"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skip the two-sample test" in result.stderr and "needs 200 images a side and gets 30" in result.stderr
+    curve = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in curve] == [2, 4] and not any("c2st" in e for e in curve)
+    best = json.loads((out / "best" / "metrics.json").read_text())
+    assert best["fd"] == min(e["fd"] for e in curve)
 
 
 def test_max_minutes_stops_training_and_a_larger_budget_trains_on(tiny_imagefolder, tmp_path):

@@ -1,0 +1,160 @@
+"""Realism checks: the classifier two-sample test (calibrated on real data), the generator's output range, the
+selection score that picks best/, and the pixel tells of the quiz."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import CLASSES, pattern
+from gan.c2st import MIN_IMAGES, C2stSettings, binomial_p_value, c2st, wilson_interval
+from gan.config import ModelConfig
+from gan.errors import GanError
+from gan.models import Generator
+from gan.monitor import selection_score
+from gan.quiz.tells import best_rule, pixel_statistics, tell_accuracies
+from gan.sampling import generate
+
+FAST = C2stSettings(epochs=6, width=8, feature_dim=32)  # enough to find blur or noise, a few seconds on 1 thread
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def patterns(count: int, seed: int) -> torch.Tensor:
+    """uint8 (N, 1, 28, 28) circles, squares and stripes with noise: a stand-in for a real dataset."""
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(np.stack([pattern(CLASSES[i % 3], rng) for i in range(count)])[:, None])
+
+
+@pytest.fixture(scope="module")
+def real_sets() -> tuple[torch.Tensor, torch.Tensor]:
+    return patterns(600, seed=0), patterns(600, seed=1)
+
+
+def blurred(images: torch.Tensor) -> torch.Tensor:
+    kernel = torch.tensor([1.0, 2.0, 1.0])
+    kernel = (kernel[:, None] * kernel[None, :] / 16).view(1, 1, 3, 3)
+    return F.conv2d(images.float(), kernel, padding=1).round().clamp(0, 255).to(torch.uint8)
+
+
+def test_c2st_of_two_real_sets_is_chance(real_sets):
+    result = c2st(*real_sets, settings=FAST)
+    low, high = result["interval_95"]
+    assert abs(result["accuracy"] - 0.5) < 0.07 and low < 0.5 < high + 0.02
+    assert result["images_per_set"] == 600 and result["tested_images"] == 600
+    assert result["p_value"] > 0.01
+
+
+@pytest.mark.parametrize("change", ["blur", "noise"])
+def test_c2st_tells_blurred_or_noised_real_images_from_real(real_sets, change):
+    real, other = real_sets
+    if change == "blur":
+        changed = blurred(other)
+    else:
+        noise = torch.from_numpy(np.random.default_rng(2).normal(0, 10, other.shape)).float()
+        changed = (other.float() + noise).round().clamp(0, 255).to(torch.uint8)
+    result = c2st(real, changed, settings=FAST)
+    assert result["accuracy"] > 0.75 and result["interval_95"][0] > 0.7 and result["p_value"] < 1e-6
+
+
+def test_c2st_is_reproducible_and_takes_arrays(real_sets):
+    real, other = real_sets
+    as_array = other.permute(0, 2, 3, 1).numpy()  # (N, H, W, C), as `generate` returns images
+    first, second = c2st(real, blurred(other), settings=FAST), c2st(real, blurred(torch.from_numpy(
+        as_array).permute(0, 3, 1, 2).contiguous()), settings=FAST)
+    assert first["accuracy"] == second["accuracy"]
+
+
+def test_c2st_refuses_too_few_images_or_mismatched_shapes(real_sets):
+    real, _ = real_sets
+    with pytest.raises(GanError, match=f"at least {MIN_IMAGES} images"):
+        c2st(real[:MIN_IMAGES - 1], real[:MIN_IMAGES - 1])
+    with pytest.raises(GanError, match="images of one shape"):
+        c2st(real, F.pad(real, (2, 2, 2, 2)))
+    with pytest.raises(GanError, match="uint8"):
+        c2st(real.float(), real)
+
+
+def test_wilson_interval_and_p_value():
+    low, high = wilson_interval(0.5, 1000)
+    assert low < 0.5 < high and math.isclose(high - low, 2 * 1.96 * math.sqrt(0.25 / 1000), rel_tol=0.01)
+    assert wilson_interval(1.0, 100)[1] == 1.0 and wilson_interval(0.0, 100)[0] == 0.0
+    assert math.isclose(binomial_p_value(0.5, 1000), 0.5, abs_tol=0.02)
+    assert binomial_p_value(0.6, 1000) < 1e-9 < binomial_p_value(0.52, 1000) < 0.15
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.1])
+def test_the_output_layer_reaches_pure_white_and_black_only_with_a_gain(gain):
+    generator = Generator(ModelConfig(num_classes=3, g_width=8, d_width=8, latent_dim=16, output_gain=gain))
+    x = torch.linspace(-6, 6, 1201)
+    pixels = generator.to_pixels(x)
+    assert pixels.min() >= -1 and pixels.max() <= 1
+    saturated = (pixels == 1).float().mean() + (pixels == -1).float().mean()
+    assert (saturated > 0.5) if gain > 1 else (saturated == 0)
+    # Quantized to uint8 as every image leaves the package: plain tanh needs x > 3.1 for a 255, the gain x > 1.6.
+    first_white = float(x[((pixels + 1) * 127.5).round() == 255].min())
+    assert first_white < 1.6 if gain > 1 else first_white > 3.0
+    # Between the clamps the layer is tanh scaled by the gain: smooth, with a gradient everywhere there.
+    inside = (x.abs() < 1).nonzero().squeeze(1)
+    assert torch.allclose(pixels[inside], gain * torch.tanh(x[inside]))
+
+
+def test_a_trained_layer_saturates_images_when_pushed():
+    """Images of a model whose last layer is pushed towards white reach 255 exactly, as real garments do."""
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(num_classes=3, g_width=8, d_width=8, latent_dim=16, output_gain=1.1)).eval()
+    with torch.no_grad():
+        generator.out_conv.bias.fill_(3.0)
+    images = generate(generator, [0, 1, 2], [0, 1, 2])
+    assert (images.reshape(3, -1).max(1) == 255).all()
+
+
+def test_selection_score_ranks_by_c2st_and_fd():
+    def scores(accuracy, ratio):
+        return {"c2st": {"accuracy": accuracy}, "fd_ratio": ratio}
+    assert selection_score(scores(0.5, 1.0)) == 0.0
+    assert selection_score(scores(0.6, 5.0)) < selection_score(scores(0.7, 5.0)) < selection_score(scores(0.7, 20.0))
+    # Without a C2ST (tiny data, older metrics) FD alone ranks; without an FD ratio nothing can.
+    assert selection_score({"fd_ratio": 2.0}) == 0.5 < selection_score({"fd_ratio": 4.0})
+    assert selection_score({"c2st": {"accuracy": 0.6}}) == math.inf
+
+
+def test_pixel_tells_find_a_missing_white_and_pass_a_faithful_generator():
+    real = patterns(300, seed=3).permute(0, 2, 3, 1).numpy()
+    labels = np.arange(300) % 3
+    stats = pixel_statistics(real[:2])
+    assert set(stats) >= {"max", "min", "mean", "white_pixels", "black_pixels", "bin_0_31", "bin_224_255"}
+
+    class Replayer(torch.nn.Module):
+        """A 'generator' that returns fresh pattern images of the asked class, optionally capped below white."""
+
+        def __init__(self, cap: int):
+            super().__init__()
+            self.model_config = ModelConfig(num_classes=3, latent_dim=4)
+            self.cap, self.weight = cap, torch.nn.Parameter(torch.zeros(1))
+            self.rng = np.random.default_rng(4)
+
+        def forward(self, z, labels):
+            images = np.stack([pattern(CLASSES[int(c)], self.rng) for c in labels])[:, None]
+            return torch.from_numpy(np.minimum(images, self.cap)).float() / 127.5 - 1
+
+    faithful = tell_accuracies(real, labels, Replayer(cap=255), rounds=400)
+    assert max(max(v.values()) for v in faithful.values()) < 0.6
+    capped = tell_accuracies(real, labels, Replayer(cap=240), rounds=400)
+    assert capped["max"]["single"] > 0.9 and capped["max"]["pair"] > 0.9
+
+
+def test_best_rule_finds_the_threshold_and_direction():
+    values = np.array([1, 2, 3, 10, 11, 12])
+    assert best_rule(values, np.array([0, 0, 0, 1, 1, 1], bool)) == (6.5, 1)
+    assert best_rule(values, np.array([1, 1, 1, 0, 0, 0], bool)) == (6.5, -1)
