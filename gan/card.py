@@ -135,6 +135,7 @@ def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics:
                   f"{summary.get('device')} process(es), mixed precision {summary.get('mixed_precision')}, with:", ""]
         if summary.get("notes"):
             lines[-1:-1] = ["", str(summary["notes"])]
+    lines += learning_curve_section(folder / "evals.jsonl")
     if train:
         lines += ["```bash", training_command(train), "```", "", "<details><summary>Training configuration</summary>",
                   "", "```json", json.dumps(train, indent=2), "```", "", "</details>", ""]
@@ -149,6 +150,24 @@ def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics:
         "- Generated images are synthetic: do not present them as real photographs or data.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def learning_curve_section(path: Path) -> list[str]:
+    """The run's evaluations (--eval-every) as a table, when the folder holds them."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return []
+    table = ["| step | training minutes | class accuracy | FD / floor | C2ST |", "| ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        c2st = (r.get("c2st") or {}).get("accuracy")
+        table.append(f"| {r['step']} | {r.get('train_minutes', '')} | {r['class_accuracy']['overall']:.3f} | "
+                     f"{r['fd_ratio']:.1f} | {'' if c2st is None else f'{c2st:.3f}'} |")
+    sizes = rows[-1]
+    return ["Evaluations during training (the run's learning curve; "
+            f"{sizes['num_samples']} generated images a score, C2ST on "
+            f"{(sizes.get('c2st') or {}).get('images_per_set', 'no')} a side):", "", *table, ""]
 
 
 def metrics_section(metrics: dict[str, Any]) -> list[str]:

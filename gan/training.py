@@ -476,6 +476,8 @@ def export_models(accelerator: Accelerator, out: Path, ema: EMA, discriminator, 
         if timelapse:
             shutil.copyfile(timelapse, staging / "timelapse.gif")
         shutil.copyfile(out / "training_config.json", staging / "training_config.json")
+        if (out / EVALS_NAME).is_file():  # the learning curve so far, which the card shows
+            shutil.copyfile(out / EVALS_NAME, staging / EVALS_NAME)
         summary = {"steps": state.step, "train_seconds": round(state.train_seconds, 1),
                    "train_hours": round(state.train_seconds / 3600, 3),
                    "images_seen": state.step * cfg.batch_size * cfg.d_steps * accelerator.num_processes,

@@ -53,6 +53,15 @@ def tiny_imagefolder(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread: two OpenMP threads that spin-wait are several times slower on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def child_env(*, online: bool = False) -> dict[str, str]:
     """Environment for child processes: offline unless a test's local Hub is meant to be reached, unbuffered."""
     env = {**os.environ, "HF_HUB_OFFLINE": "0" if online else "1", "PYTHONUNBUFFERED": "1"}

@@ -30,13 +30,7 @@ SCORE_KEYS = {"model", "dataset", "reference_split", "num_samples", "per_class",
               "date", "package_version"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: two OpenMP threads that spin-wait are several times slower on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pattern_data(per_class: int, seed: int) -> ImageData:

@@ -22,12 +22,7 @@ from gan.sampling import generate
 FAST = C2stSettings(epochs=6, width=8, feature_dim=32)  # enough to find blur or noise, a few seconds on 1 thread
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def patterns(count: int, seed: int) -> torch.Tensor:
