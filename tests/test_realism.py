@@ -153,3 +153,24 @@ def test_best_rule_finds_the_threshold_and_direction():
     values = np.array([1, 2, 3, 10, 11, 12])
     assert best_rule(values, np.array([0, 0, 0, 1, 1, 1], bool)) == (6.5, 1)
     assert best_rule(values, np.array([1, 1, 1, 0, 0, 0], bool)) == (6.5, -1)
+
+
+@pytest.mark.parametrize("flags,message", [(["--output-gain", "0.9"], "--output-gain must be in [1, 2]"),
+                                           (["--output-gain", "3"], "--output-gain must be in [1, 2]"),
+                                           (["--c2st-per-class", "0"], "--c2st-per-class must be at least 1")])
+def test_train_flags_of_the_output_range_and_the_two_sample_test_are_checked(flags, message):
+    from train import build_parser, config_from_args
+
+    args = build_parser().parse_args(["--dataset", "d", "--output-dir", "o", *flags])
+    with pytest.raises(GanError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        config_from_args(args)
+    defaults = config_from_args(build_parser().parse_args(["--dataset", "d", "--output-dir", "o"]))
+    assert defaults.output_gain == 1.1 and defaults.c2st_per_class == 500
+
+
+def test_models_of_earlier_versions_keep_their_plain_tanh_output():
+    """A config.json without output_gain (written before it existed) loads as gain 1: the same pixels as before."""
+    config = ModelConfig.from_dict({"num_classes": 3, "g_width": 8, "d_width": 8, "latent_dim": 16})
+    assert config.output_gain == 1.0
+    with pytest.raises(GanError, match="output_gain"):
+        ModelConfig(num_classes=3, output_gain=0.5)
