@@ -174,3 +174,15 @@ def test_models_of_earlier_versions_keep_their_plain_tanh_output():
     assert config.output_gain == 1.0
     with pytest.raises(GanError, match="output_gain"):
         ModelConfig(num_classes=3, output_gain=0.5)
+
+
+def test_the_machine_judge_states_a_models_two_sample_test():
+    from types import SimpleNamespace
+
+    from gan.demo import machine_judge
+
+    metrics = {"c2st": {"accuracy": 0.8125, "interval_95": [0.8, 0.825], "generated_taken_for_real": 0.21}}
+    model = SimpleNamespace(source="models/x", metrics=metrics)
+    line = machine_judge(model)
+    assert "81.2%" in line and "80.0%-82.5%" in line and "21.0%" in line and "50%" in line
+    assert "No machine two-sample test" in machine_judge(SimpleNamespace(source="m", metrics=None))

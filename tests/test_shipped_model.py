@@ -75,7 +75,14 @@ def test_its_card_and_metrics_describe_these_weights(name):
     assert not [p for p in model.rglob("*") if p.suffix in (".bin", ".pt", ".pkl", ".pth", ".ckpt")]
 
 
-@shipped
+# Shipped models that do not meet the pixel-tell bar yet (issue 13, figures in BENCHMARKS.md). Strict: once a
+# retrained model meets it, the test fails until its name leaves this set.
+PIXEL_TELLS_OPEN: set[str] = set()
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
+    strict=True, reason="issue 13: a pixel statistic still tells this model's fakes (see BENCHMARKS.md)"))
+    if n in PIXEL_TELLS_OPEN else n for n in sorted(SHIPPED)])
 def test_no_pixel_statistic_tells_its_fakes_from_the_quiz_real_images(name):
     """A script reading one statistic (brightest pixel, count of pure whites, mean, a histogram bin...) must not
     beat a coin by more than 5 points over 1,000 quiz rounds, single or pair (held-out rounds; see quiz/tells)."""
