@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--cpu-threads", type=int, default=None,
                         help="torch threads per process when training on CPU (default: available cores / processes)")
     recipe.add_argument("--num-workers", type=int, default=DEFAULTS.num_workers, help="DataLoader worker processes")
+    recipe.add_argument("--memory-format", choices=("channels_last", "contiguous"), default=DEFAULTS.memory_format,
+                        help="tensor layout of both models: channels_last (NHWC) trained ~13%% faster on this "
+                             "project's CPU; the results are the same up to rounding")
 
     output = p.add_argument_group("output")
     output.add_argument("--output-dir", required=True, help="run folder: checkpoints, samples, logs, export/")

