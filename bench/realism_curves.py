@@ -33,6 +33,7 @@ def read_run(folder: Path, name: str) -> dict:
     if not evals_path.is_file():
         raise SystemExit(f"error: {folder} has no {EVALS_NAME}; train with --eval-every N to record a curve")
     config = json.loads((folder / "training_config.json").read_text())
+    config.update(output_dir=f"runs/{folder.name}", resume=None)  # no paths of the machine that trained it
     evals = [json.loads(line) for line in evals_path.read_text().splitlines() if line.strip()]
     points = [{"step": e["step"], "train_minutes": e.get("train_minutes"),
                "c2st": (e.get("c2st") or {}).get("accuracy"), "c2st_interval_95": (e.get("c2st") or {}).get("interval_95"),
