@@ -42,9 +42,9 @@ class QualityMonitor:
         if self.reference.class_names != model_config.class_names:
             raise GanError(f"split {cfg.eval_split} has other classes than {cfg.split}; pick another --eval-split")
         self.train_data = train_data  # FD's floor and C2ST compare with the training images
-        c2st_images = min(len(train_data.labels), cfg.c2st_per_class * model_config.num_classes)
-        self.c2st_fits = c2st_images >= C2ST_MIN_IMAGES
+        self.c2st_fits = c2st_size(cfg, model_config, train_data) is not None
         if not self.c2st_fits:
+            c2st_images = min(len(train_data.labels), cfg.c2st_per_class * model_config.num_classes)
             print(f"warning: evaluations skip the two-sample test (C2ST): it needs {C2ST_MIN_IMAGES} images a side "
                   f"and gets {c2st_images} (the training split's size or --c2st-per-class x classes); best/ is "
                   "chosen by FD alone", file=sys.stderr, flush=True)
@@ -59,6 +59,12 @@ class QualityMonitor:
                                  reference_split=self.cfg.eval_split, train_split=self.cfg.split,
                                  evaluator_dir=self.evaluator_dir, evaluator_config=self.evaluator.evaluator_config)
         return {"step": step, **report}
+
+
+def c2st_size(cfg: TrainConfig, model_config: ModelConfig, train_data: ImageData) -> int | None:
+    """Images a side of the evaluations' C2ST, or None when the data are too few for one."""
+    images = min(len(train_data.labels), cfg.c2st_per_class * model_config.num_classes)
+    return images if images >= C2ST_MIN_IMAGES else None
 
 
 def selection_score(scores: dict[str, Any]) -> float:
@@ -93,9 +99,17 @@ def tracker_values(scores: dict[str, Any]) -> dict[str, float]:
     return values
 
 
-def best_score_on_disk(out: Path) -> float:
-    """Selection score of the export kept in out/best, or infinity: a resumed run must not replace a better one."""
+def best_score_on_disk(out: Path, c2st_images: int | None) -> float:
+    """Selection score of the export kept in out/best, so that a resumed run never replaces it with a worse one;
+    infinity when there is none, or when its C2ST was measured on another number of images than this run's
+    evaluations use (a classifier trained on fewer images finds less: such scores do not compare)."""
     try:
-        return selection_score(json.loads((out / BEST_FOLDER / METRICS_NAME).read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
+        scores = json.loads((out / BEST_FOLDER / METRICS_NAME).read_text())
+    except (OSError, ValueError):
+        return math.inf
+    if not isinstance(scores, dict) or (scores.get("c2st") or {}).get("images_per_set") != c2st_images:
+        return math.inf
+    try:
+        return selection_score(scores)
+    except (KeyError, TypeError):
         return math.inf

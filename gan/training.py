@@ -43,7 +43,8 @@ from .hub import DISCRIMINATOR_FOLDER, check_repo_id, hub_errors, publish_folder
 from .losses import discriminator_loss, generator_loss
 from .metrics import METRICS_NAME
 from .models import Discriminator, Generator
-from .monitor import BEST_FOLDER, QualityMonitor, best_score_on_disk, selection_score, summary_line, tracker_values
+from .monitor import (BEST_FOLDER, QualityMonitor, best_score_on_disk, c2st_size, selection_score, summary_line,
+                      tracker_values)
 from .sampling import class_grid, save_gif, save_png
 
 CHECKPOINT_PREFIX = "step_"
@@ -128,7 +129,9 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
     for optimizer, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
         for group in optimizer.param_groups:
             group["lr"], group["betas"] = lr, betas
-    state.best_score = min(state.best_score, best_score_on_disk(out))
+    # best/ on disk is the reference: it is what a better evaluation must beat (and what a changed
+    # --c2st-per-class makes incomparable, see best_score_on_disk).
+    state.best_score = best_score_on_disk(out, c2st_size(cfg, model_config, data))
     if cfg.log_with:
         accelerator.init_trackers("gan", config=cfg.to_dict())
 

@@ -186,3 +186,19 @@ def test_the_machine_judge_states_a_models_two_sample_test():
     line = machine_judge(model)
     assert "81.2%" in line and "80.0%-82.5%" in line and "21.0%" in line and "50%" in line
     assert "No machine two-sample test" in machine_judge(SimpleNamespace(source="m", metrics=None))
+
+
+def test_a_kept_best_with_another_c2st_size_does_not_block_a_resumed_run(tmp_path):
+    import json
+
+    from gan.monitor import BEST_FOLDER, best_score_on_disk
+
+    (tmp_path / BEST_FOLDER).mkdir()
+    scores = {"fd_ratio": 2.0, "c2st": {"accuracy": 0.6, "images_per_set": 2000}}
+    (tmp_path / BEST_FOLDER / "metrics.json").write_text(json.dumps(scores))
+    assert best_score_on_disk(tmp_path, 2000) == selection_score(scores)
+    # A classifier trained on 2,000 images a side finds less than one on 5,000: such scores do not compare.
+    assert best_score_on_disk(tmp_path, 5000) == math.inf
+    assert best_score_on_disk(tmp_path / "elsewhere", 2000) == math.inf
+    (tmp_path / BEST_FOLDER / "metrics.json").write_text("[1, 2]")
+    assert best_score_on_disk(tmp_path, 2000) == math.inf
