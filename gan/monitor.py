@@ -87,7 +87,8 @@ def summary_line(scores: dict[str, Any]) -> str:
     return (f"eval at step {scores['step']}: class accuracy {scores['class_accuracy']['overall']:.4f}, "
             f"FD {scores['fd']:.4f} (floor {scores['fd_train_test']:.4f}, ratio {scores['fd_ratio']:.1f}), "
             f"KID {scores['kid_mean']:.4f}"
-            + (f", C2ST {c2st['accuracy']:.3f}" if c2st else "") + f" on {scores['num_samples']} images")
+            f" on {scores['num_samples']} images"
+            + (f"; C2ST {c2st['accuracy']:.3f} ({c2st['images_per_set']} a side)" if c2st else ""))
 
 
 def tracker_values(scores: dict[str, Any]) -> dict[str, float]:
