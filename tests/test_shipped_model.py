@@ -77,7 +77,7 @@ def test_its_card_and_metrics_describe_these_weights(name):
 
 # Shipped models that do not meet the pixel-tell bar yet (issue 13, figures in BENCHMARKS.md). Strict: once a
 # retrained model meets it, the test fails until its name leaves this set.
-PIXEL_TELLS_OPEN: set[str] = set()
+PIXEL_TELLS_OPEN: set[str] = {"fashion-mnist", "mnist"}  # max / count of 255s at ~0.7; MNIST count of 255s 0.93
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
