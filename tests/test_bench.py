@@ -57,3 +57,22 @@ def test_generation_benchmark_runs(tmp_path):
     runs = json.loads(out.read_text())["runs"]
     assert [(r["image_size"], r["images"]) for r in runs] == [(28, 1), (28, 4), (32, 1), (32, 4)]
     assert all(r["median_ms"] > 0 for r in runs)
+
+
+def test_realism_curves_read_a_runs_evaluations(tmp_path):
+    """bench/realism_curves.py turns a run's evals.jsonl into curves; the shipped model carries a real one."""
+    out, png = tmp_path / "realism.json", tmp_path / "realism.png"
+    run_dir = tmp_path / "runs" / "mine"
+    run_dir.mkdir(parents=True)
+    (run_dir / "training_config.json").write_text((REPO / "models" / "mnist" / "training_config.json").read_text())
+    (run_dir / "evals.jsonl").write_text((REPO / "models" / "mnist" / "evals.jsonl").read_text())
+    result = run([sys.executable, str(REPO / "bench" / "realism_curves.py"), str(run_dir), "--names", "mnist",
+                  "--out", str(out), "--plot", str(png)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    (curve,) = json.loads(out.read_text())["runs"]
+    assert curve["name"] == "mnist" and "--output-dir runs/mine" in curve["command"]
+    steps = [p["step"] for p in curve["points"]]
+    assert steps == sorted(steps) and len(steps) >= 3 and all(0.5 <= p["c2st"] <= 1 for p in curve["points"])
+    assert png.stat().st_size > 10_000
+    missing = run([sys.executable, str(REPO / "bench" / "realism_curves.py"), str(tmp_path)])
+    assert missing.returncode != 0 and "evals.jsonl" in missing.stderr
