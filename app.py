@@ -15,13 +15,19 @@ import os
 import threading
 from pathlib import Path
 
-import gradio as gr
-import pandas as pd
+from gan.extras import require_extra
 
-from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, describe, generate_images, images_html,
-                      interpolation_frames, machine_judge, model_files, random_seed, write_gif, write_grid, write_pngs)
-from gan.errors import GanError
-from gan.quiz import JudgmentStore, Quiz, stats, stats_chart, stats_table
+require_extra("app", "app.py")  # before gradio is imported: one line naming what to install, not a traceback
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, describe, generate_images,  # noqa: E402
+                      images_html, interpolation_frames, machine_judge, model_files, random_seed, write_gif,
+                      write_grid, write_pngs)
+from gan.errors import GanError  # noqa: E402
+from gan.quiz import JudgmentStore, Quiz, stats, stats_chart, stats_table  # noqa: E402
+from gan.space import space_models  # noqa: E402
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
 SHIPPED_NAMES = ("fashion-mnist", "mnist")  # the first is the default
@@ -45,7 +51,8 @@ QUIZ_MODES = [("One image: real or fake?", "single"), ("Two images: which one is
 
 
 def model_sources(cli_models: list[str] | None = None) -> list[str]:
-    """Which models to serve: --model, then GAN_MODELS, then GAN_MODEL, then the shipped ones."""
+    """Which models to serve: --model, then GAN_MODELS, then GAN_MODEL, then the `models:` list of the README.md
+    beside this file (a Space made by `python -m gan.space deploy`), then the shipped ones."""
     if cli_models:
         return cli_models
     listed = [m.strip() for m in os.environ.get("GAN_MODELS", "").split(",") if m.strip()]
@@ -53,6 +60,8 @@ def model_sources(cli_models: list[str] | None = None) -> list[str]:
         return listed
     if os.environ.get("GAN_MODEL"):
         return [os.environ["GAN_MODEL"]]
+    if readme_models := space_models(Path(__file__).resolve().parent / "README.md"):
+        return readme_models
     shipped = [shipped_model_source(n) for n in SHIPPED_NAMES[1:] if (SHIPPED_MODELS / n / "config.json").is_file()]
     return [DEFAULT_MODEL, *shipped]
 

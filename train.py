@@ -15,6 +15,7 @@ import sys
 from gan.augment import parse_policy
 from gan.config import SUPPORTED_IMAGE_SIZES, TrainConfig
 from gan.errors import GanError
+from gan.extras import require_extra
 from gan.hub import check_repo_id
 from gan.losses import LOSSES
 
@@ -182,6 +183,7 @@ def dry_run(cfg: TrainConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    require_extra("train", "train.py")
     if args.hub_token:  # the Hub client reads it from the environment; it is never written to training_config.json
         os.environ["HF_TOKEN"] = args.hub_token
     try:

@@ -60,19 +60,52 @@ def eval_results(metrics: dict[str, Any], model_name: str, dataset: str | None) 
             for kind, value, name in named if isinstance(value, (int, float))]
 
 
-def model_card(folder: str | Path, *, repo_id: str | None = None) -> ModelCard:
-    """Build the card of a model folder (config.json required; training_config.json and metrics.json optional)."""
+def model_card(folder: str | Path, *, repo_id: str | None = None, name: str | None = None,
+               code_url: str | None = None) -> ModelCard:
+    """Build the card of a model folder (config.json required; training_config.json and metrics.json optional).
+    Titled repo_id when pushed, else name (default: the run's folder name); code_url says where the package lives."""
     folder = Path(folder)
     config = ModelConfig.load(folder / CONFIG_NAME)
-    train = read_json(folder / "training_config.json") or {}
+    train = portable_config(read_json(folder / "training_config.json") or {})
     metrics = read_json(folder / "metrics.json") or {}
     dataset = hub_dataset_id(str(train.get("dataset", "")))
-    name = repo_id or folder.name
+    name = repo_id or name or run_name(folder)
     data = ModelCardData(
         library_name="pytorch", license=LICENSE, tags=TAGS, datasets=[dataset] if dataset else None,
         model_name=name, eval_results=eval_results(metrics, name, dataset) or None,
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{card_body(folder, config, train, metrics, name, dataset)}")
+    body = card_body(folder, config, train, metrics, name, dataset, load_source(folder, repo_id), code_url)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def run_name(folder: Path) -> str:
+    """A model folder's name: the run's folder for OUTPUT_DIR/export, best/ and their staging folders."""
+    folder = folder.resolve()
+    inside_run = folder.name in ("export", "best") or folder.name.startswith(".")
+    return folder.parent.name if inside_run else folder.name
+
+
+def load_source(folder: Path, repo_id: str | None) -> str:
+    """What the card's example loads: the repo id, a relative folder as given, else a placeholder path."""
+    if repo_id:
+        return repo_id
+    return str(folder) if not folder.is_absolute() and not folder.name.startswith(".") else f"path/to/{run_name(folder)}"
+
+
+def portable_path(value: str, folder: str) -> str:
+    """An absolute path of the training machine as folder/<its last part>; system data (/usr/share) and Hub ids
+    stay as they are, since they mean the same thing on every machine."""
+    path = Path(value)
+    if not path.is_absolute() or value.startswith("/usr/share/"):
+        return value
+    return f"{folder}/{path.name}"
+
+
+def portable_config(train: dict[str, Any]) -> dict[str, Any]:
+    """training_config.json without the absolute paths of the machine that trained (output folders, local data)."""
+    folders = {"output_dir": "runs", "dataset": "data", "evaluator": "evaluators", "init_from": "models",
+               "resume": "runs"}
+    return {k: portable_path(v, folders[k]) if k in folders and isinstance(v, str) else v for k, v in train.items()}
 
 
 def training_command(train: dict[str, Any]) -> str:
@@ -95,7 +128,7 @@ def earlier_stages_section(stages: list[dict[str, Any]]) -> list[str]:
 
 
 def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics: dict[str, Any], name: str,
-              dataset: str | None) -> str:
+              dataset: str | None, load_from: str, code_url: str | None) -> str:
     channels = "grey" if config.channels == 1 else "RGB"
     source = dataset or train.get("dataset") or "an image-classification dataset"
     lines = [
@@ -110,10 +143,10 @@ def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics:
         lines += ["![One row per class, seeds 0 to N-1, truncation 1](samples.png)", ""]
     lines += [
         "## Usage", "",
-        "With this project's `gan` package installed (`pip install -r requirements.txt` in its repository):", "",
+        *install_lines(code_url),
         "```python",
         "from gan import load_generator, generate",
-        f'generator = load_generator("{name}")',
+        f'generator = load_generator("{load_from}")  # revision=, token=, cache_dir=, local_files_only= as on the Hub',
         "images = generate(generator, classes=[0, 1], seeds=[42, 7], truncation=1.0)  # uint8 (2, H, W, C)",
         "```", "",
         "An image is addressed by (class, seed, truncation ψ): the same address gives the same picture on every "
@@ -150,6 +183,15 @@ def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics:
         "- Generated images are synthetic: do not present them as real photographs or data.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def install_lines(code_url: str | None) -> list[str]:
+    """How to install the `gan` package that loads these weights (torch's CPU build first where no GPU is wanted)."""
+    where = (f"from [its code]({code_url}): `pip install \"conditional-gan @ git+{code_url}\"`" if code_url else
+             "from a checkout of its code: `pip install .` (add `[app]` for the Gradio demo, `[train]` to train)")
+    return [f"Install the `gan` package {where}. It needs only torch, huggingface_hub, safetensors, numpy and "
+            "Pillow; on a machine without a GPU, install torch's CPU build first "
+            "(`pip install torch --index-url https://download.pytorch.org/whl/cpu`). Then:", ""]
 
 
 def learning_curve_section(path: Path) -> list[str]:
@@ -211,8 +253,9 @@ def c2st_note(c2st: dict[str, Any]) -> list[str]:
             "real.", ""]
 
 
-def write_model_card(folder: str | Path, *, repo_id: str | None = None) -> Path:
+def write_model_card(folder: str | Path, *, repo_id: str | None = None, name: str | None = None,
+                     code_url: str | None = None) -> Path:
     """Write README.md into the folder and return its path."""
     path = Path(folder) / "README.md"
-    model_card(folder, repo_id=repo_id).save(path)
+    model_card(folder, repo_id=repo_id, name=name, code_url=code_url).save(path)
     return path

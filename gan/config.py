@@ -4,36 +4,58 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import GanError
+from .version import CONFIG_FORMAT, __version__
 
 # Generators start from a small square and double it with each block: 7 for the MNIST family, 4 for powers of two.
 START_RESOLUTIONS = (7, 4)
 SUPPORTED_IMAGE_SIZES = (28, 32, 56, 64, 112, 128, 256)
+FORMAT_KEY = "format_version"  # in every config.json this package writes
+
+
+def check_format(version: Any, source: str) -> None:
+    """Refuse a config written in a newer major format (or an unreadable version); older and newer minors pass."""
+    try:
+        major = int(str(version).split(".")[0])
+    except ValueError:
+        raise GanError(f"{source} has an unreadable {FORMAT_KEY} {version!r} (expected like {CONFIG_FORMAT!r})") from None
+    if major > int(CONFIG_FORMAT.split(".")[0]):
+        raise GanError(f"{source} uses config format {version}, newer than this version's {CONFIG_FORMAT} "
+                       f"(package {__version__}): upgrade the package (`pip install -U conditional-gan`) to load it")
 
 
 class JsonConfig:
-    """A dataclass config saved as a JSON object; loading rejects fields this version does not know."""
+    """A dataclass config saved as a JSON object with a format version (see gan/version.py).
+
+    Reading is forward-compatible within a major format: fields a newer minor version added are skipped with a
+    warning (this version cannot use them); a newer major format is refused, since its fields may mean other things.
+    """
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str = "config"):
+        values = dict(values)
+        check_format(values.pop(FORMAT_KEY, "1.0"), source)
         known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - known)
         if unknown:
-            raise GanError(f"{source} has unknown fields {unknown}; was it written by a newer version of this package?")
+            warnings.warn(f"{source}: ignoring fields {unknown} that this version ({__version__}) does not know; "
+                          "they were written by a newer version of this package", stacklevel=2)
+            values = {k: v for k, v in values.items() if k in known}
         try:
             return cls(**values)
         except TypeError as error:
             raise GanError(f"{source} is not a valid {cls.__name__}: {error}") from None
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        Path(path).write_text(json.dumps({FORMAT_KEY: CONFIG_FORMAT, **self.to_dict()}, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path):

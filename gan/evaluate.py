@@ -20,14 +20,18 @@ from pathlib import Path
 
 import torch
 
-from .data import load_image_data
-from .errors import GanError
-from .evaluator import EvaluatorConfig, save_evaluator, train_evaluator
-from .card import write_model_card
-from .hub import load_generator
-from .metrics import (METRICS_NAME, c2st_of_generator, cas, check_evaluator_fits, open_evaluator,
+from .extras import require_extra
+
+require_extra("train", "gan-evaluate")  # before the imports below need torchmetrics: one line, not a traceback
+
+from .card import write_model_card  # noqa: E402
+from .data import load_image_data  # noqa: E402
+from .errors import GanError  # noqa: E402
+from .evaluator import EvaluatorConfig, save_evaluator, train_evaluator  # noqa: E402
+from .hub import load_generator  # noqa: E402
+from .metrics import (METRICS_NAME, c2st_of_generator, cas, check_evaluator_fits, open_evaluator,  # noqa: E402
                       score_generator, with_provenance)
-from .sampling import check_truncation
+from .sampling import check_truncation  # noqa: E402
 
 
 

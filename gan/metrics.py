@@ -14,7 +14,6 @@ Scored images are addressed like every image of this project: class c, seeds 0..
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ from .errors import GanError
 from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, load_evaluator, predict,
                         train_evaluator)
 from .sampling import generate
+from .version import __version__
 
 CAS_SEED_OFFSET = 2**31  # CAS trains on seeds 2**31.. so its images are never the ones scored (seeds 0..N-1)
 KID_SUBSETS = 100  # random subsets KID averages over (torchmetrics' default)
@@ -304,9 +304,6 @@ def with_provenance(scores: dict[str, Any], *, model: str, dataset: str, referen
     }
 
 
-def package_version() -> str | None:
-    """This package's version when it is installed (pyproject.toml names it conditional-gan), else None."""
-    try:
-        return importlib.metadata.version("conditional-gan")
-    except importlib.metadata.PackageNotFoundError:
-        return None  # running from a checkout
+def package_version() -> str:
+    """This package's version (the same in a checkout and an installed distribution)."""
+    return __version__

@@ -17,7 +17,17 @@ from .errors import GanError
 from .hub import load_generator
 from .sampling import check_seed, check_truncation, generate, image_grid, resolve_class, save_png
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fashion-mnist"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fashion-mnist"  # in a checkout only
+
+
+def model_or_default(model: str | None) -> str:
+    """--model, else the model shipped beside the package in a checkout (an installed package ships none)."""
+    if model is not None:
+        return model
+    if not (DEFAULT_MODEL / "config.json").is_file():
+        raise GanError("no --model given, and no shipped model next to this installed package: pass a model folder "
+                       "or a Hub repo id, e.g. --model user/fashion-mnist-cgan")
+    return str(DEFAULT_MODEL)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -69,7 +79,8 @@ def write_imagefolder(folder: Path, images: np.ndarray, labels: np.ndarray, seed
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gan.sample", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="exported model folder (default: the shipped model)")
+    p.add_argument("--model", default=None,
+                   help="model folder or Hub repo id (default: models/fashion-mnist of a checkout)")
     p.add_argument("--classes", default=None, help="comma-separated class names or indices (default: all)")
     p.add_argument("--seeds", default=None, help="seeds for every class: list and ranges, e.g. 0-99 or 3,5,8")
     p.add_argument("--per-class", type=int, default=None, help="images per class, seeds 0..N-1 (default 10)")
@@ -89,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             raise GanError("give either --seeds or --per-class, not both")
         if args.per_class is not None and not 1 <= args.per_class <= 1_000_000:
             raise GanError(f"--per-class must be between 1 and 1000000, got {args.per_class}")
-        generator = load_generator(args.model)
+        generator = load_generator(model_or_default(args.model))
         config = generator.model_config
         seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(args.per_class or 10))
         classes = parse_classes(args.classes, config.class_names)

@@ -1,19 +1,20 @@
 """A small in-memory Hugging Face Hub on 127.0.0.1, so tests drive the REAL `huggingface_hub` client over real HTTP.
 
 Written against huggingface_hub 2.4.0 (its source is the reference for every route, header and JSON shape below).
-Repos are model or dataset repos named "namespace/name", kept in memory as a chain of commits (each one a full
+Repos are model, dataset or Space repos named "namespace/name", kept in memory as a chain of commits (each one a full
 {path: bytes} snapshot), with branches pointing at commits. One lock guards all state; each request is served whole
 under it, so every commit is atomic (all operations apply, or the request fails and nothing changes).
 
-Routes ({t} is "models" or "datasets"; resolve URLs carry "datasets/" for datasets and nothing for models):
+Routes ({t} is "models", "datasets" or "spaces"; resolve URLs carry "datasets/" or "spaces/", nothing for models):
     GET  /api/whoami-v2                          the token's user (401 without a valid token)
-    POST /api/repos/create                       create_repo (409 when it exists; exist_ok is the client's)
+    POST /api/repos/create                       create_repo (409 when it exists; exist_ok is the client's; a Space
+                                                 needs an "sdk", kept and reported by space_info)
     GET  /api/{t}/{repo}[/revision/{rev}]        model_info / dataset_info / repo_info: sha, private, siblings, ...
     GET  /api/{t}/{repo}/tree/{rev}[/{path}]     list_repo_tree / list_repo_files (snapshot_download lists with it)
     GET  /api/{t}/{repo}/commits/{rev}           list_repo_commits
     POST /api/{t}/{repo}/preupload/{rev}         answers "regular" for every file, so contents travel base64-inline
     POST /api/{t}/{repo}/commit/{rev}            NDJSON: header, file, deletedFile, deletedFolder (no LFS/Xet)
-    HEAD|GET /[datasets/]{repo}/resolve/{rev}/{path}   ETag (git blob sha1), X-Repo-Commit, Content-Length, Range
+    HEAD|GET /[datasets/|spaces/]{repo}/resolve/{rev}/{path}   ETag (git blob sha1), X-Repo-Commit, Content-Length, Range
     GET  /api/agent-harnesses, POST /api/validate-yaml  side calls the client makes on its own (see below)
 
 Errors are the Hub's: an unknown or hidden (private, not yours) repo answers X-Error-Code: RepoNotFound, with 401 to
@@ -65,10 +66,12 @@ import pytest
 
 TOKEN, USER = "hf_test_token", "tester"  # the default write token and its user
 OTHER_TOKEN, OTHER_USER = "hf_other_token", "other"  # a second, valid user that owns nothing
-KINDS = {"models": "model", "datasets": "dataset"}
-PREFIX = {"model": "", "dataset": "datasets/"}  # URL prefix of each repo type in web and resolve URLs
-API = re.compile(r"^/api/(models|datasets)/([^/]+/[^/]+)(?:/(revision|tree|commits|preupload|commit)/([^/]+)(/.*)?)?$")
-RESOLVE = re.compile(r"^/(?:(datasets)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+KINDS = {"models": "model", "datasets": "dataset", "spaces": "space"}
+PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}  # URL prefix of each repo type in web/resolve URLs
+SPACE_SDKS = ("gradio", "docker", "static")  # what the Hub accepts as a Space's "sdk" (huggingface_hub's list)
+API = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)"
+                 r"(?:/(revision|tree|commits|preupload|commit)/([^/]+)(/.*)?)?$")
+RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -214,14 +217,16 @@ class LocalHub:
             payload = json.loads(body)
             kind = payload.get("type") or "model"
             if kind not in PREFIX:
-                raise HubError(400, f"LocalHub only serves model and dataset repos, not {kind!r}")
+                raise HubError(400, f"LocalHub only serves model, dataset and Space repos, not {kind!r}")
+            if kind == "space" and payload.get("sdk") not in SPACE_SDKS:
+                raise HubError(400, f"A Space needs an sdk, one of {list(SPACE_SDKS)}; got {payload.get('sdk')!r}")
             if user is None:
                 raise HubError(401, "Invalid username or password.")
             namespace = payload.get("organization") or user
             repo_id = f"{namespace}/{payload['name']}"
             return self._create(kind, repo_id, namespace, user, payload)
         if (match := RESOLVE.match(path)) and method in ("GET", "HEAD"):
-            kind = "dataset" if match[1] else "model"
+            kind = {"datasets": "dataset", "spaces": "space"}.get(match[1], "model")
             repo = self._repo(kind, unquote(match[2]), user)
             return self._resolve(self._resolve_rev(repo, unquote(match[3])), unquote(match[4]), headers)
         if match := API.match(path):
@@ -253,7 +258,7 @@ class LocalHub:
             raise HubError(403, f"You don't have the rights to create a {kind} under the namespace {namespace!r}")
         private = payload.get("visibility") == "private" or payload.get("private") is True
         repo = {"type": kind, "id": repo_id, "owner": user, "private": private, "created": _now(),
-                "commits": {}, "branches": {}}
+                "commits": {}, "branches": {}, "sdk": payload.get("sdk")}
         repo["branches"]["main"] = self._new_commit(repo, None, {}, "initial commit", "", user)
         self._repos[(kind, repo_id)] = repo
         return 200, {"url": self._web_url(kind, repo_id), "name": repo_id, "id": repo_id}, {}
@@ -264,7 +269,7 @@ class LocalHub:
         return 200, {"_id": repo["id"], "id": repo["id"], "author": repo["owner"], "sha": commit["oid"],
                      "private": repo["private"], "gated": False, "disabled": False, "downloads": 0, "likes": 0,
                      "tags": [], "createdAt": repo["created"], "lastModified": commit["date"],
-                     "siblings": siblings}, {}
+                     "siblings": siblings, **({"sdk": repo["sdk"]} if repo["type"] == "space" else {})}, {}
 
     def _tree(self, commit: dict, folder: str, query: dict):
         recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")

@@ -152,6 +152,23 @@ def test_dataset_repo_and_private_access(local_hub, tmp_path):
     assert ("HEAD", "/datasets/tester/private-data/resolve/main/data/train.csv") in local_hub.requests()
 
 
+def test_space_repo_needs_an_sdk_and_serves_its_files(local_hub, tmp_path):
+    from huggingface_hub.utils import get_session
+
+    api = HfApi(token=TOKEN)  # the client refuses a Space without an sdk itself, so ask the server directly
+    answer = get_session().post(f"{local_hub.endpoint}/api/repos/create", json={"name": "no-sdk", "type": "space"},
+                                headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 400 and "sdk" in answer.json()["error"]
+    api.create_repo("tester/demo", repo_type="space", space_sdk="gradio")
+    api.upload_file(path_or_fileobj=b"print('hi')\n", path_in_repo="app.py", repo_id="tester/demo",
+                    repo_type="space", commit_message="app")
+    assert local_hub.files("tester/demo", "space") == {"app.py": b"print('hi')\n"}
+    assert api.space_info("tester/demo").sdk == "gradio"
+    folder = snapshot_download("tester/demo", repo_type="space", cache_dir=tmp_path / "c")
+    assert snapshot_files(folder) == {"app.py": b"print('hi')\n"}
+    assert any(path.startswith("/spaces/tester/demo/resolve/") for _, path in local_hub.requests())
+
+
 def test_not_found_errors(local_hub, pushed):
     for call in (lambda: hf_hub_download("tester/no-such-repo", "config.json"),
                  lambda: snapshot_download("tester/no-such-repo"),

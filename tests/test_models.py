@@ -10,6 +10,7 @@ from gan.errors import GanError
 from gan.hub import load_discriminator, load_generator, save_model
 from gan.models import Discriminator, Generator
 from gan.sampling import generate
+from gan.version import CONFIG_FORMAT
 
 
 @pytest.mark.parametrize("size", [28, 32, 64, 128])
@@ -66,13 +67,30 @@ def test_config_rejects_what_cannot_be_built(kwargs, message):
         ModelConfig(**kwargs)
 
 
-def test_config_json_round_trip_and_unknown_fields(tmp_path):
+def test_config_json_round_trip_carries_a_format_version(tmp_path):
     config = ModelConfig(image_size=32, channels=3, num_classes=3, class_names=["cat", "dog", "fox"], g_width=8)
     config.save(tmp_path / "config.json")
+    assert json.loads((tmp_path / "config.json").read_text())["format_version"] == CONFIG_FORMAT
     assert ModelConfig.load(tmp_path / "config.json") == config
-    (tmp_path / "bad.json").write_text(json.dumps({**config.to_dict(), "mystery": 1}))
-    with pytest.raises(GanError, match="unknown fields"):
-        ModelConfig.load(tmp_path / "bad.json")
+    old = {k: v for k, v in config.to_dict().items() if k != "output_gain"}  # as versions before 0.2 wrote it
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert ModelConfig.load(tmp_path / "old.json") == config
+
+
+def test_config_of_a_newer_minor_format_loads_without_its_new_fields_and_says_so(tmp_path):
+    config = ModelConfig(num_classes=3, g_width=8)
+    newer = {"format_version": "1.99", **config.to_dict(), "mystery": 1, "another": [2]}
+    (tmp_path / "config.json").write_text(json.dumps(newer))
+    with pytest.warns(UserWarning, match=r"ignoring fields \['another', 'mystery'\].*newer version"):
+        assert ModelConfig.load(tmp_path / "config.json") == config
+
+
+@pytest.mark.parametrize("version, message", [("2.0", "config format 2.0, newer than"), ("x", "unreadable format")])
+def test_config_of_a_newer_major_format_is_refused_with_what_to_do(tmp_path, version, message):
+    (tmp_path / "config.json").write_text(json.dumps({"format_version": version, **ModelConfig().to_dict()}))
+    with pytest.raises(GanError, match=message) as error:
+        ModelConfig.load(tmp_path / "config.json")
+    assert "config.json" in str(error.value) and ("upgrade" in str(error.value) or version == "x")
 
 
 def tiny_models():

@@ -46,7 +46,10 @@ def test_accelerate_launch_writes_checkpoints_samples_timelapse_logs_and_export(
     summary = json.loads((export / "training_summary.json").read_text())
     assert summary["steps"] == 6 and summary["images_seen"] == 6 * 8 and summary["processes"] == 1
     assert 0 < summary["train_seconds"] < 3600 and abs(summary["train_hours"] - summary["train_seconds"] / 3600) < 0.001
-    assert (export / "README.md").read_text().startswith("---")  # the model card
+    card = (export / "README.md").read_text()
+    assert card.startswith("---") and "\n# run\n" in card  # the model card, titled after the run's folder
+    assert "staging" not in card and str(tmp_path) not in card  # no temporary folder, no path of this machine
+    assert "--output-dir runs/run" in card and 'load_generator("path/to/run")' in card
     from PIL import Image
 
     assert Image.open(export / "timelapse.gif").n_frames >= 2

@@ -48,10 +48,13 @@ class HubModelMixin:
 
     @classmethod
     def from_pretrained(cls: type[M], path_or_repo: str | Path, *, revision: str | None = None,
-                        token: str | None = None) -> M:
-        """Load from a local folder or a Hub repo id (downloading only this model's two files), in eval mode."""
+                        token: str | bool | None = None, cache_dir: str | Path | None = None,
+                        force_download: bool = False, local_files_only: bool = False) -> M:
+        """Load from a local folder or a Hub repo id (downloading only this model's two files), in eval mode.
+        The Hub arguments mean what they mean in `huggingface_hub.snapshot_download`; a local folder ignores them."""
         sub = f"{cls.hub_subfolder}/" if cls.hub_subfolder else ""
-        folder = resolve_model_folder(path_or_repo, revision=revision, token=token,
+        folder = resolve_model_folder(path_or_repo, revision=revision, token=token, cache_dir=cache_dir,
+                                      force_download=force_download, local_files_only=local_files_only,
                                       allow_patterns=[sub + CONFIG_NAME, sub + WEIGHTS_NAME])
         return load_model(cls, model_subfolder(folder, cls))  # type: ignore[return-value]
 
@@ -134,18 +137,19 @@ def load_state_strictly(model: nn.Module, state: dict[str, torch.Tensor], *, sou
     model.load_state_dict(state, strict=True)
 
 
-def load_generator(path_or_repo: str | Path, *, revision: str | None = None, token: str | None = None):
-    """The (EMA) generator of a model folder or Hub repo, in eval mode on the CPU."""
+def load_generator(path_or_repo: str | Path, **hub_options):
+    """The (EMA) generator of a model folder or Hub repo, in eval mode on the CPU. hub_options: revision, token,
+    cache_dir, force_download, local_files_only (as in `Generator.from_pretrained`)."""
     from ..models import Generator
 
-    return Generator.from_pretrained(path_or_repo, revision=revision, token=token)
+    return Generator.from_pretrained(path_or_repo, **hub_options)
 
 
-def load_discriminator(path_or_repo: str | Path, *, revision: str | None = None, token: str | None = None):
-    """The discriminator of a model folder or Hub repo (its discriminator/ subfolder)."""
+def load_discriminator(path_or_repo: str | Path, **hub_options):
+    """The discriminator of a model folder or Hub repo (its discriminator/ subfolder); hub_options as above."""
     from ..models import Discriminator
 
-    return Discriminator.from_pretrained(path_or_repo, revision=revision, token=token)
+    return Discriminator.from_pretrained(path_or_repo, **hub_options)
 
 
 def save_real_pool(images: torch.Tensor, labels: torch.Tensor, folder: str | Path, *, split: str) -> Path:
@@ -188,8 +192,9 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def resolve_model_folder(path_or_repo: str | Path, *, revision: str | None = None, token: str | None = None,
-                         allow_patterns: list[str] | None = None) -> Path:
+def resolve_model_folder(path_or_repo: str | Path, *, revision: str | None = None, token: str | bool | None = None,
+                         cache_dir: str | Path | None = None, force_download: bool = False,
+                         local_files_only: bool = False, allow_patterns: list[str] | None = None) -> Path:
     """A local model folder as is, or a Hub repo downloaded (or found in the cache) as a local snapshot folder."""
     text = str(path_or_repo)
     path = Path(text).expanduser()
@@ -202,8 +207,9 @@ def resolve_model_folder(path_or_repo: str | Path, *, revision: str | None = Non
     repo_id = check_repo_id(text)
     from huggingface_hub import snapshot_download
 
-    with hub_errors(repo_id, revision):
-        return Path(snapshot_download(repo_id, revision=revision, token=token,
+    with hub_errors(repo_id, revision, local_files_only=local_files_only):
+        return Path(snapshot_download(repo_id, revision=revision, token=token, cache_dir=cache_dir,
+                                      force_download=force_download, local_files_only=local_files_only,
                                       allow_patterns=allow_patterns or list(MODEL_FILES)))
 
 
@@ -223,8 +229,9 @@ def upload_folder(folder: str | Path, repo_id: str, *, path_in_repo: str | None 
 class hub_errors:
     """Turn the Hub client's exceptions into one GanError line that says what went wrong and what to do."""
 
-    def __init__(self, repo_id: str, revision: str | None, *, writing: bool = False):
+    def __init__(self, repo_id: str, revision: str | None, *, writing: bool = False, local_files_only: bool = False):
         self.repo_id, self.revision, self.writing = repo_id, revision, writing
+        self.local_files_only = local_files_only
 
     def __enter__(self) -> "hub_errors":
         return self
@@ -243,6 +250,8 @@ class hub_errors:
                        "pass a token with access, e.g. HF_TOKEN)")
         elif isinstance(error, hf.RevisionNotFoundError):
             message = f"repo {self.repo_id} has no revision {self.revision!r}"
+        elif isinstance(error, hf.LocalEntryNotFoundError) and self.local_files_only:
+            message = f"{where} is not in the local cache (local_files_only=True): download it once, or pass a folder"
         elif isinstance(error, (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled)):
             message = (f"{where} is not in the local cache and the Hub cannot be reached "
                        f"(offline mode is {'on' if constants.HF_HUB_OFFLINE else 'off'}); connect, or pass a local "
@@ -260,7 +269,7 @@ class hub_errors:
 
 
 def publish_folder(folder: str | Path, repo_id: str, *, private: bool | None = None, token: str | None = None,
-                   commit_message: str = "Upload model") -> str:
+                   commit_message: str = "Upload model", code_url: str | None = None) -> str:
     """Check a model folder loads strictly, (re)write its model card, and upload it as one commit."""
     from ..card import write_model_card
 
@@ -269,7 +278,7 @@ def publish_folder(folder: str | Path, repo_id: str, *, private: bool | None = N
     load_generator(folder)  # refuse before uploading anything: missing, mismatched or non-safetensors weights
     if (folder / DISCRIMINATOR_FOLDER).exists():
         load_discriminator(folder)
-    write_model_card(folder, repo_id=repo_id)
+    write_model_card(folder, repo_id=repo_id, code_url=code_url)
     return upload_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
 
@@ -278,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m gan.hub", description="Publish model folders to the Hub.")
+    parser = argparse.ArgumentParser(prog="gan-hub", description="Publish model folders to the Hub.")
     commands = parser.add_subparsers(dest="command", required=True)
     push = commands.add_parser("push", help="upload an exported model folder (with a fresh model card) as one commit")
     push.add_argument("folder", help="exported model folder, e.g. runs/NAME/export")
@@ -286,10 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--private", action="store_true", help="create the repo as private")
     push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
     push.add_argument("--message", default="Upload model", help="commit message")
+    push.add_argument("--code-url", default=None,
+                      help="where the card says the `gan` package lives (a git URL pip can install from, e.g. the "
+                           "Space that `python -m gan.space deploy` made)")
     args = parser.parse_args(argv)
     try:
         url = publish_folder(args.folder, args.repo_id, private=args.private or None, token=args.token,
-                             commit_message=args.message)
+                             commit_message=args.message, code_url=args.code_url)
     except GanError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,152 @@
+"""`python -m gan.space deploy`: the Space and its model repos on the local test Hub, over real HTTP; and a fresh
+client that downloads the Space and serves its models by repo id."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from huggingface_hub import HfApi, ModelCard, metadata_load, snapshot_download
+
+from conftest import REPO, child_env, tiny_export
+from gan.errors import GanError
+from gan.hub import publish_folder
+from gan.space import deploy, space_models
+from hub_server import TOKEN, USER, local_hub  # noqa: F401
+
+SPACE = f"{USER}/cgan-demo"
+SHIPPED_MNIST = REPO / "models" / "mnist"
+
+
+def space_cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess:
+    env = child_env(online=True)
+    env.pop("HF_TOKEN", None)
+    if token:
+        env["HF_TOKEN"] = token
+    return subprocess.run([sys.executable, "-m", "gan.space", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=240)
+
+
+def test_dry_run_lists_exactly_the_space_files_without_token_or_network(tmp_path):
+    lines: list[str] = []
+    files = deploy(SPACE, [str(SHIPPED_MNIST)], dry_run=True, log=lines.append)
+    assert {"app.py", "pyproject.toml", "requirements.txt", "README.md", ".gitattributes", "gan/__init__.py",
+            "gan/space.py", "gan/hub/__init__.py", "gan/quiz/rounds.py"} <= set(files)
+    assert all(f in {"app.py", "pyproject.toml", "requirements.txt", "README.md", ".gitattributes"}
+               or (f.startswith("gan/") and f.endswith(".py")) for f in files), files
+    assert f"{SHIPPED_MNIST} -> {USER}/cgan-demo-mnist" in lines[0]
+    assert [line.strip() for line in lines[2:]] == files
+    result = space_cli("deploy", SPACE, "--dry-run", "--model", f"{SHIPPED_MNIST}={USER}/digits")
+    assert result.returncode == 0, result.stderr
+    assert "README.md" in result.stdout and f"-> {USER}/digits" in result.stdout
+
+
+def test_deploy_pushes_the_models_then_the_space_and_a_fresh_client_serves_them(local_hub, tmp_path):
+    tiny = tmp_path / "tiny"
+    tiny_export(tiny)
+    publish_folder(tiny, f"{USER}/tiny", token=TOKEN)  # a model already on the Hub, named by its repo id
+    card_before = (SHIPPED_MNIST / "README.md").read_bytes()
+    api = HfApi(token=TOKEN)
+    api.create_repo(SPACE, repo_type="space", space_sdk="gradio")  # an earlier deploy's leftover module
+    api.upload_file(path_or_fileobj=b"OLD = 1\n", path_in_repo="gan/removed_module.py", repo_id=SPACE,
+                    repo_type="space")
+
+    result = space_cli("deploy", SPACE, "--model", f"{USER}/tiny", "--model", f"{SHIPPED_MNIST}={USER}/digits",
+                       token=TOKEN)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"deployed {SPACE}" in result.stdout
+
+    files = local_hub.files(SPACE, "space")
+    assert "gan/removed_module.py" not in files  # package files of earlier deploys go
+    assert {"app.py", "pyproject.toml", "requirements.txt", "README.md", ".gitattributes", "gan/demo.py"} <= set(files)
+    assert files["app.py"] == (REPO / "app.py").read_bytes()
+    requirements = files["requirements.txt"].decode()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in requirements
+    assert "\ntorch==" in requirements and "pandas" in requirements
+    assert "gradio" not in requirements.replace("# ", "#").split("--extra-index-url")[1]  # from sdk_version only
+    assert not any(name in requirements for name in ("accelerate", "datasets", "torchmetrics", "tensorboard"))
+    assert "*.safetensors filter=lfs" in files[".gitattributes"].decode()
+    assert api.space_info(SPACE).sdk == "gradio"
+
+    # The models: the folder went to its repo with a card that names it and links the Space; the folder's own
+    # card is untouched.
+    digits = local_hub.files(f"{USER}/digits")
+    assert {"config.json", "model.safetensors", "discriminator/model.safetensors", "real_pool.safetensors"} <= set(digits)
+    card = ModelCard(digits["README.md"].decode())
+    assert f"\n# {USER}/digits\n" in card.text
+    assert f'load_generator("{USER}/digits")' in card.text and f"/spaces/{SPACE}" in card.text
+    assert (SHIPPED_MNIST / "README.md").read_bytes() == card_before
+
+    # A fresh client: download the Space, run its own app.py's model choice and load every model by repo id.
+    space = Path(snapshot_download(SPACE, repo_type="space", cache_dir=tmp_path / "client"))
+    front = metadata_load(space / "README.md")
+    assert front["models"] == [f"{USER}/tiny", f"{USER}/digits"] and front["sdk"] == "gradio"
+    assert front["datasets"] == ["ylecun/mnist"] and len(front["short_description"]) <= 60
+    assert space_models(space / "README.md") == [f"{USER}/tiny", f"{USER}/digits"]
+    env = {**child_env(online=True), "PYTHONPATH": "", "HF_HOME": str(tmp_path / "space_home")}
+    env.pop("HF_HUB_CACHE", None)
+    check = ("import app, gan, json; from gan import generate, load_generator; sources = app.model_sources(); "
+             "images = [generate(load_generator(s), [1], [3]).shape for s in sources]; "
+             "print(json.dumps({'gan': gan.__file__, 'sources': sources, 'shapes': images}))")
+    copy = tmp_path / "space"
+    copy.mkdir()
+    for path in space.rglob("*"):  # a working copy, as a Space's container has it (the cache holds symlinks)
+        if path.is_file():
+            target = copy / path.relative_to(space)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    result = subprocess.run([sys.executable, "-c", check], cwd=copy, env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert Path(report["gan"]).resolve().is_relative_to(copy.resolve())  # the Space's own package, not this one
+    assert report["sources"] == [f"{USER}/tiny", f"{USER}/digits"]
+    assert report["shapes"] == [[1, 28, 28, 1], [1, 28, 28, 1]]
+
+
+def test_deploy_refuses_bad_input_before_uploading_anything(local_hub, tmp_path, monkeypatch):
+    broken = tmp_path / "broken"
+    tiny_export(broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    cases = [
+        (("deploy", SPACE, "--model", str(SHIPPED_MNIST)), None, "needs a Hub token"),
+        (("deploy", "not a repo id!", "--model", str(SHIPPED_MNIST)), TOKEN, "not a valid Hub repo id"),
+        (("deploy", "cgan-demo", "--model", str(SHIPPED_MNIST)), TOKEN, "OWNER/NAME"),
+        (("deploy", SPACE, "--model", f"{broken}={USER}/broken"), TOKEN, "not a readable safetensors"),
+        (("deploy", SPACE, "--model", f"{USER}/no-such-model"), TOKEN, "was not found"),
+        (("deploy", SPACE, "--model", str(tmp_path / "missing")), TOKEN, "does not exist"),
+        (("deploy", SPACE, "--model", f"{SHIPPED_MNIST}=a/x", "--model", f"{broken}=a/x"), TOKEN, "same model repo"),
+    ]
+    for args, token, message in cases:
+        result = space_cli(*args, token=token)
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, result.stderr)
+    assert not [path for method, path in local_hub.requests() if method == "POST"]  # nothing created or uploaded
+    with pytest.raises(GanError, match="needs a Hub token"):
+        deploy(SPACE, [str(SHIPPED_MNIST)])
+
+
+def test_app_serves_the_space_readme_models_unless_told_otherwise(tmp_path, monkeypatch):
+    import app
+
+    readme = tmp_path / "README.md"
+    readme.write_text("---\nsdk: gradio\nmodels:\n- a/one\n- b/two\n---\n# A Space\n")
+    assert space_models(readme) == ["a/one", "b/two"]
+    readme.write_text("---\nsdk: gradio\nmodels: a/one\n---\n")
+    assert space_models(readme) == ["a/one"]
+    assert space_models(tmp_path / "absent.md") == []
+    readme.write_text("---\nmodels: [unclosed\n---\n")
+    with pytest.raises(GanError, match="front matter that cannot be read"):
+        space_models(readme)
+    for name in ("GAN_MODELS", "GAN_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    assert app.model_sources() == [app.DEFAULT_MODEL, app.shipped_model_source("mnist")]  # this README lists none
+    monkeypatch.setattr(app, "space_models", lambda path: ["a/one"] if path.name == "README.md" else [])
+    assert app.model_sources() == ["a/one"]
+    monkeypatch.setenv("GAN_MODEL", "c/three")
+    assert app.model_sources() == ["c/three"] and app.model_sources(["d/four"]) == ["d/four"]
