@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -22,10 +24,11 @@ require_extra("app", "app.py")  # before gradio is imported: one line naming wha
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, describe, generate_images,  # noqa: E402
-                      images_html, interpolation_frames, machine_judge, model_files, random_seed, write_gif,
-                      write_grid, write_pngs)
+from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, class_index_list, describe,  # noqa: E402
+                      generate_images, images_html, interpolation_frames, machine_judge, model_files, random_seed,
+                      samples_caption, write_gif, write_grid, write_pngs)
 from gan.errors import GanError  # noqa: E402
+from gan.sampling import MAX_SEED  # noqa: E402
 from gan.quiz import JudgmentStore, Quiz, stats, stats_chart, stats_table  # noqa: E402
 from gan.space import space_models  # noqa: E402
 
@@ -42,10 +45,19 @@ def shipped_model_source(name: str) -> str:
 
 DEFAULT_MODEL = shipped_model_source(SHIPPED_NAMES[0])
 MODEL_QUEUE = 2  # model events running at once: a 2-vCPU Space stays responsive, torch uses the cores per call
+# Quiz images stay square at every width: a pair shrinks both images alike (never one more than the other, never out
+# of square: a stretched garment is a cue that has nothing to do with the model). Galleries drop to 4 columns on
+# phones, where 8 would make 40 px thumbnails.
 CSS = """
-.quiz-images { display: flex; gap: 24px; justify-content: center; }
-.quiz-cell { margin: 0; text-align: center; }
-.quiz-image { width: 224px; height: 224px; image-rendering: pixelated; border-radius: 6px; }
+.quiz-images { display: flex; gap: 16px; justify-content: center; }
+.quiz-cell { margin: 0; text-align: center; flex: 0 1 224px; min-width: 0; }
+.quiz-image { display: block; width: 100%; max-width: 224px; height: auto; aspect-ratio: 1 / 1; object-fit: contain;
+              image-rendering: pixelated; border-radius: 6px; }
+@media (max-width: 640px) {
+  .gallery-grid .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important;
+                                  grid-auto-rows: auto !important; }
+  .gallery-grid .thumbnail-item { height: auto !important; aspect-ratio: 1 / 1; }
+}
 """
 QUIZ_MODES = [("One image: real or fake?", "single"), ("Two images: which one is real?", "pair")]
 
@@ -64,6 +76,20 @@ def model_sources(cli_models: list[str] | None = None) -> list[str]:
         return readme_models
     shipped = [shipped_model_source(n) for n in SHIPPED_NAMES[1:] if (SHIPPED_MODELS / n / "config.json").is_file()]
     return [DEFAULT_MODEL, *shipped]
+
+
+class WholeNumber(gr.Number):
+    """An integer input (the API advertises "integer") that refuses a fraction or a non-number, naming itself,
+    where gr.Number(precision=0) would round 2.5 to 2 and draw another seed than the one asked for."""
+
+    def get_block_name(self) -> str:
+        return "number"  # the same widget in the browser
+
+    def preprocess(self, payload):
+        if payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))
+                                    or not float(payload).is_integer()):
+            raise gr.Error(f"{self.label} must be a whole number, got {payload!r}")
+        return super().preprocess(payload)
 
 
 def user_errors(function):
@@ -103,6 +129,8 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
     store = store or JudgmentStore()
     store.start_hub_sync()  # only with QUIZ_DATASET_REPO and HF_TOKEN set; never at import time
     quizzes = QuizRegistry(registry, store)
+    class_api = (f"Class inputs take a class name or index of the chosen model (/model_info lists its classes); "
+                 f"the default model's: {class_index_list(first)}.")
 
     @user_errors
     def on_generate(model_name, class_choice, seed, count, truncation):
@@ -117,13 +145,23 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
         return write_pngs(frames), str(write_gif(frames))
 
     @user_errors
-    def on_model(model_name):
+    def on_model(model_name, class_value=None, start_value=None, end_value=None):
+        """Show a model and offer exactly its classes, keeping the chosen ones where the new model has them (an
+        example that sets the model and a class at once keeps its class)."""
         model = registry.get(model_name)
         samples, timelapse = model_files(model)
-        choices = [ALL_CLASSES, *model.class_names]
-        return (describe(model), samples, timelapse, gr.update(choices=choices, value=ALL_CLASSES),
-                gr.update(choices=model.class_names, value=model.class_names[0]),
-                gr.update(choices=model.class_names, value=model.class_names[-1]), model.default_truncation)
+        names = model.class_names
+
+        def keep(value, default):
+            return value if value in names or value == ALL_CLASSES and default == ALL_CLASSES else default
+
+        def classes(choices, value):
+            return gr.update(choices=choices, value=value)
+
+        return (describe(model), gr.update(value=samples, label=samples_caption(model)), timelapse,
+                classes([ALL_CLASSES, *names], keep(class_value, ALL_CLASSES)),
+                classes(names, keep(start_value, names[0])), classes(names, keep(end_value, names[-1])),
+                model.default_truncation)
 
     @user_errors
     def on_round(model_name, mode, session):
@@ -155,6 +193,14 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
                    f"sessions. {results[0]['interval'] if results else ''}{note}")
         return summary, stats_table(results), chart.dropna(subset=["value"])
 
+    def class_dropdown(choices, value, label):
+        # allow_custom_value: Gradio would check API values against the choices of the page's first model; the
+        # handlers check them against the chosen model instead (names or indices).
+        return gr.Dropdown(choices, value=value, label=label, allow_custom_value=True)
+
+    def seed_input(value, label):
+        return WholeNumber(value=value, minimum=0, maximum=MAX_SEED, step=1, precision=0, label=label)
+
     # Gradio's own file cache is emptied of files older than an hour, every 10 minutes, so a Space never fills up.
     with gr.Blocks(title="Class-conditional GAN", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# Class-conditional GAN\nPick a class and a seed: the same choice always draws the same image.")
@@ -162,29 +208,41 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
                                  visible=len(registry.sources) > 1)
         with gr.Tab("Generate"):
             with gr.Row():
-                class_choice = gr.Dropdown(class_choices, value=ALL_CLASSES, label="Class")
-                seed = gr.Number(value=0, minimum=0, step=1, label="Seed")
+                class_choice = class_dropdown(class_choices, ALL_CLASSES, "Class")
+                seed = seed_input(0, "Seed (first of consecutive seeds)")
                 dice = gr.Button("Random seed", scale=0)
             with gr.Row():
                 count = gr.Slider(1, MAX_IMAGES, value=8, step=1, label="Images (per class for all classes)")
                 truncation = gr.Slider(0.05, 1.0, value=first.default_truncation, step=0.05,
                                        label="Truncation ψ (lower: more typical, less varied)")
             run = gr.Button("Generate", variant="primary")
-            gallery = gr.Gallery(label="Images", columns=8, format="png", object_fit="contain", height="auto")
+            gallery = gr.Gallery(label="Images", columns=8, format="png", object_fit="contain", height="auto",
+                                 elem_classes="gallery-grid")
             grid_file = gr.File(label="Download the grid (PNG)")
+            generate_inputs = [model_name, class_choice, seed, count, truncation]
+            gr.Examples([[registry.default, ALL_CLASSES, 0, 8, 1.0], [registry.default, names[-1], 42, 16, 0.7],
+                         [registry.default, names[0], 7, 8, 0.5]], generate_inputs, [gallery, grid_file],
+                        fn=on_generate, cache_examples=False, run_on_click=True, api_visibility="private",
+                        label="Examples (the default model)")
         with gr.Tab("Interpolate"):
             with gr.Row():
-                start_class = gr.Dropdown(names, value=names[0], label="From class")
-                start_seed = gr.Number(value=0, minimum=0, step=1, label="From seed")
-                end_class = gr.Dropdown(names, value=names[-1], label="To class")
-                end_seed = gr.Number(value=1, minimum=0, step=1, label="To seed")
+                start_class = class_dropdown(names, names[0], "From class")
+                start_seed = seed_input(0, "From seed")
+                end_class = class_dropdown(names, names[-1], "To class")
+                end_seed = seed_input(1, "To seed")
             with gr.Row():
                 steps = gr.Slider(2, MAX_FRAMES, value=16, step=1, label="Steps")
                 mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path through the noise")
                 walk_truncation = gr.Slider(0.05, 1.0, value=first.default_truncation, step=0.05, label="Truncation ψ")
             walk = gr.Button("Interpolate", variant="primary")
             animation = gr.Image(label="Animation", type="filepath", format="gif", height=320)
-            frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain", height="auto")
+            frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain", height="auto",
+                                elem_classes="gallery-grid")
+            walk_inputs = [model_name, start_class, start_seed, end_class, end_seed, steps, mode, walk_truncation]
+            gr.Examples([[registry.default, names[0], 0, names[-1], 1, 16, "slerp", 1.0],
+                         [registry.default, names[1], 3, names[1], 4, 24, "lerp", 0.8]], walk_inputs,
+                        [frames, animation], fn=on_interpolate, cache_examples=False, run_on_click=True,
+                        api_visibility="private", label="Examples (the default model)")
         with gr.Tab("Quiz"):
             gr.Markdown("Can you tell the model's images from real ones? Real images come from a held-out test set "
                         "the model never saw. After each guess you see the truth and the discriminator's verdict.")
@@ -192,34 +250,36 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
             with gr.Row():
                 quiz_mode = gr.Radio(QUIZ_MODES, value="single", label="Mode")
                 new_round = gr.Button("New round", variant="primary")
-            round_id = gr.Textbox(visible=False)  # which round a guess answers (not secret: the answer is not in it)
-            prompt = gr.Markdown()
-            shown = gr.HTML()
+            # Which round a guess answers (not secret: the answer is not in it).
+            round_id = gr.Textbox(visible=False, label="Round id")
+            prompt = gr.Markdown(label="Prompt")
+            shown = gr.HTML(label="Images")
             with gr.Row():
                 real_button = gr.Button("Real", visible=False)
                 fake_button = gr.Button("Fake", visible=False)
                 left_button = gr.Button("Left is real", visible=False)
                 right_button = gr.Button("Right is real", visible=False)
-            feedback = gr.Markdown()
-            guess = gr.Textbox(visible=False)
+            feedback = gr.Markdown(label="Result")
+            guess = gr.Textbox(visible=False, label="Guess")
             api_answer = gr.Button(visible=False)  # the API's way to answer: /quiz_answer(model, round_id, guess)
         with gr.Tab("Stats") as stats_tab:
-            stats_summary = gr.Markdown()
+            stats_summary = gr.Markdown(label="Summary")
             refresh = gr.Button("Refresh")
             stats_frame = gr.Dataframe(label="Human error rate (HYPE∞ style), fooling and miss rates, 95% intervals")
             stats_plot = gr.BarPlot(x="metric", y="value", color="model", y_lim=[0, 1], label="Rates")
         with gr.Tab("Model"):
-            info = gr.Markdown(describe(first))
+            info = gr.Markdown(describe(first), label="Model description")
             samples_path, timelapse_path = model_files(first)
             with gr.Row():
-                samples = gr.Image(samples_path, label="Samples: one row per class, seeds 0 to 7", type="filepath")
+                samples = gr.Image(samples_path, label=samples_caption(first), type="filepath")
                 timelapse = gr.Image(timelapse_path, label="Training timelapse", type="filepath", format="gif")
 
-        run.click(on_generate, [model_name, class_choice, seed, count, truncation], [gallery, grid_file],
-                  api_name="generate", concurrency_limit=MODEL_QUEUE, concurrency_id="model")
+        run.click(on_generate, generate_inputs, [gallery, grid_file], api_name="generate",
+                  api_description=f"Images of one class (seeds seed..seed+count-1) or of all classes, and the grid "
+                                  f"as a PNG. {class_api}", concurrency_limit=MODEL_QUEUE, concurrency_id="model")
         dice.click(random_seed, None, seed, api_name="random_seed", queue=False)
-        walk.click(on_interpolate, [model_name, start_class, start_seed, end_class, end_seed, steps, mode,
-                                    walk_truncation], [frames, animation], api_name="interpolate",
+        walk.click(on_interpolate, walk_inputs, [frames, animation], api_name="interpolate",
+                   api_description=f"Frames from (class, seed) to (class, seed) and their GIF. {class_api}",
                    concurrency_limit=MODEL_QUEUE, concurrency_id="model")
         round_outputs = [session, round_id, shown, prompt, real_button, fake_button, left_button, right_button,
                          feedback]
@@ -233,10 +293,26 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
                          api_name="quiz_answer")
         refresh.click(on_stats, model_name, [stats_summary, stats_frame, stats_plot], api_name="quiz_stats")
         stats_tab.select(on_stats, model_name, [stats_summary, stats_frame, stats_plot], api_visibility="private")
-        model_name.change(on_model, model_name, [info, samples, timelapse, class_choice, start_class, end_class,
-                                                 truncation], api_name="model_info")
+        model_name.change(on_model, [model_name, class_choice, start_class, end_class],
+                          [info, samples, timelapse, class_choice, start_class, end_class, truncation],
+                          api_name="model_info",
+                          api_description="A model's description and sample grids, and the class choices it takes.")
     demo.queue(max_size=64, default_concurrency_limit=MODEL_QUEUE)
     return demo
+
+
+def __getattr__(name: str):
+    """`app.demo`, built on first use (PEP 562): what `gradio app.py` (reload mode) and Spaces look for, without
+    loading models or starting the quiz sync when tests or tools merely import this module."""
+    if name == "demo":
+        globals()["demo"] = build_demo(ModelRegistry(model_sources()))
+        return globals()["demo"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def serve(demo: gr.Blocks, **launch_options) -> None:
+    """Launch with the page's CSS (Gradio 6 takes CSS at launch, not in Blocks)."""
+    demo.launch(css=CSS, **launch_options)
 
 
 def main() -> None:
@@ -245,11 +321,14 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), help="port")
     args = parser.parse_args()
+    # A Space (and `docker stop`) ends the app with SIGTERM, which would skip atexit handlers: exit normally instead,
+    # so the scratch folder is removed and the quiz store closes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        demo = build_demo(ModelRegistry(model_sources(args.model)))
+        demo = globals()["demo"] = build_demo(ModelRegistry(model_sources(args.model)))
     except GanError as error:
         raise SystemExit(f"error: {error}") from None
-    demo.launch(server_name=args.host, server_port=args.port, css=CSS)
+    serve(demo, server_name=args.host, server_port=args.port)
 
 
 if __name__ == "__main__":

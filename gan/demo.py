@@ -7,7 +7,9 @@ upscaling so small images stay crisp.
 
 from __future__ import annotations
 
+import atexit
 import math
+import shutil
 import tempfile
 import threading
 import time
@@ -158,7 +160,10 @@ class Scratch:
     """
 
     def __init__(self, folder: str | Path | None = None, *, max_age_s: float = 900.0):
-        self.folder = Path(folder or tempfile.mkdtemp(prefix="gan-demo-"))
+        if folder is None:  # a folder of our own: removed when the process ends (app.py turns SIGTERM into an exit)
+            folder = tempfile.mkdtemp(prefix="gan-demo-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.max_age_s, self._writes, self._lock = max_age_s, 0, threading.Lock()
 
@@ -256,6 +261,18 @@ def machine_judge(model: DemoModel) -> str:
             f"is right on {c2st['accuracy']:.1%} of images it did not train on (95% interval {low:.1%}-{high:.1%}; "
             f"50% = it cannot tell them apart) and takes {c2st['generated_taken_for_real']:.1%} of generated images "
             "for real. People's error rate, below, is the same test taken by eye: 50% = fooled as often as not.")
+
+
+def samples_caption(model: DemoModel) -> str:
+    """The label of a model's sample grid, from the run that drew it (training_config.json's sample_seeds)."""
+    columns = (read_json(model.folder / "training_config.json") or {}).get("sample_seeds")
+    seeds = f"seeds 0 to {columns - 1}" if isinstance(columns, int) and columns > 0 else "one seed per column"
+    return f"Samples: one row per class, {seeds}, truncation 1"
+
+
+def class_index_list(model: DemoModel) -> str:
+    """The classes a class input of this model accepts, by index and name (for the API description)."""
+    return ", ".join(f"{i} {name}" for i, name in enumerate(model.class_names))
 
 
 def model_files(model: DemoModel) -> tuple[str | None, str | None]:

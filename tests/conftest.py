@@ -18,6 +18,28 @@ from gan.hub import save_real_pool
 from gan.models import Discriminator, Generator
 
 REPO = Path(__file__).resolve().parents[1]
+_SESSION_TEMP: str | None = None
+
+
+def pytest_configure(config):
+    """Every temporary file of the run (Gradio's cache, gradio_client downloads, the app's scratch folders, any
+    subprocess's) goes into one folder that is removed at the end, so a run leaves the system temp folder as it found
+    it. pytest's own tmp_path folders stay where pytest keeps (and prunes) them."""
+    global _SESSION_TEMP
+    import tempfile
+
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+    _SESSION_TEMP = tempfile.mkdtemp(prefix="gan-tests-")
+    os.environ.update(TMPDIR=_SESSION_TEMP, GRADIO_TEMP_DIR=str(Path(_SESSION_TEMP) / "gradio"))
+    tempfile.tempdir = _SESSION_TEMP
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if _SESSION_TEMP:
+        shutil.rmtree(_SESSION_TEMP, ignore_errors=True)
+
 CLASS_NAMES = ["a", "b", "c"]  # classes of the tiny export
 CLASSES = ("circle", "square", "stripes")  # sorted, as folder names are read
 

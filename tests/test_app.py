@@ -16,6 +16,7 @@ from gan.hub import load_generator
 from gan.quiz import JudgmentStore
 from gan.sampling import generate
 
+SECOND_CLASSES = ["x", "y", "z"]  # the second model's classes: class inputs must follow the chosen model
 METRICS = {"num_samples": 30, "truncation": 1.0, "class_accuracy": {"overall": 0.9}, "evaluator_test_accuracy": 0.92,
            "fd": 0.3, "fd_train_test": 0.05}
 
@@ -44,11 +45,15 @@ def app(model_dir, tmp_path_factory):
 
     second = tmp_path_factory.mktemp("second_model")
     tiny_export(second, seed=1)
+    config = json.loads((second / "config.json").read_text())
+    (second / "config.json").write_text(json.dumps({**config, "class_names": SECOND_CLASSES}))
     store = JudgmentStore(tmp_path_factory.mktemp("quiz") / "judgments.sqlite")
     demo = build_demo(ModelRegistry([str(model_dir), str(second)]), store)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    # Downloads go under pytest's temporary folder, not the system's (a test run leaves /tmp as it found it).
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False,
+                    download_files=str(tmp_path_factory.mktemp("client_downloads")))
     yield demo, client, str(model_dir), str(second)
     demo.close()
 
@@ -114,12 +119,17 @@ def test_model_info_describes_the_model_and_switches_models(app):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (("hat", 0, 4, 1.0), "not in the list of choices"),
+        (("hat", 0, 4, 1.0), "unknown class 'hat'; known classes: a, b, c"),
+        (("x", 0, 4, 1.0), "unknown class 'x'"),  # the second model's class, asked of the first
+        (("7", 0, 4, 1.0), "class index 7 is out of range"),
         (("a", -1, 4, 1.0), "less than minimum"),
         (("a", 0, 65, 1.0), "greater than maximum"),
         (("a", 0, 4, 0.0), "less than minimum"),
-        (("a", "seven", 4, 1.0), None),
-        (("a", 2.5, 4, 1.0), "seed must be an integer"),
+        (("a", "seven", 4, 1.0), "Seed \\(first of consecutive seeds\\) must be a whole number, got 'seven'"),
+        (("a", 2.5, 4, 1.0), "Seed .* must be a whole number, got 2.5"),
+        (("a", None, 4, 1.0), "seed must be an integer"),
+        (("a", 0, "four", 1.0), None),
+        ((["a"], 0, 4, 1.0), "unknown class"),
     ],
 )
 def test_bad_input_is_an_error_and_the_next_call_works(app, args, message):
@@ -129,6 +139,54 @@ def test_bad_input_is_an_error_and_the_next_call_works(app, args, message):
     with pytest.raises(AppError, match=message):
         client.predict(model, *args, api_name="/generate")
     assert len(client.predict(model, "a", 0, 2, 1.0, api_name="/generate")[0]) == 2
+
+
+def test_class_inputs_take_exactly_the_chosen_models_classes(app, model_dir):
+    from gradio_client.exceptions import AppError
+
+    _, client, model, second = app
+    assert len(client.predict(second, "y", 3, 2, 1.0, api_name="/generate")[0]) == 2
+    assert len(client.predict(second, "2", 3, 2, 1.0, api_name="/generate")[0]) == 2  # an index works too
+    with pytest.raises(AppError, match="unknown class 'b'; known classes: x, y, z"):
+        client.predict(second, "b", 3, 2, 1.0, api_name="/generate")
+    frames, _ = client.predict(second, "x", 1, "z", 2, 3, "slerp", 1.0, api_name="/interpolate")
+    assert len(frames) == 3
+    with pytest.raises(AppError, match="unknown class 'a'"):
+        client.predict(second, "a", 1, "z", 2, 3, "slerp", 1.0, api_name="/interpolate")
+    # /model_info hands the page the chosen model's classes (and keeps a chosen class that model has).
+    info = client.predict(second, api_name="/model_info")
+    assert [c[0] for c in info[3]["choices"]] == ["All classes", *SECOND_CLASSES] and info[3]["value"] == "All classes"
+    assert (info[4]["value"], info[5]["value"]) == ("x", "z")
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert "class name or index of the chosen model" in api["/generate"]["description"]
+
+
+def test_the_api_speaks_integers_and_names_its_outputs(app):
+    _, client, *_ = app
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    types = {p["parameter_name"]: p["python_type"]["type"] for p in api["/generate"]["parameters"]}
+    assert types["seed"] == "int"
+    assert {p["parameter_name"]: p["python_type"]["type"] for p in api["/interpolate"]["parameters"]}["end_seed"] == "int"
+    for name in ("/quiz_round", "/quiz_answer", "/quiz_stats", "/model_info"):
+        labels = [r["label"] for r in api[name]["returns"]]
+        assert not [label for label in labels if label.startswith("value_")], (name, labels)
+
+
+def test_module_level_demo_is_built_on_first_use(monkeypatch, tmp_path):
+    import gradio as gr
+
+    import app as app_module
+
+    monkeypatch.setenv("QUIZ_DB", str(tmp_path / "quiz.sqlite"))
+    monkeypatch.delenv("GAN_MODELS", raising=False)
+    monkeypatch.delenv("GAN_MODEL", raising=False)
+    assert "demo" not in vars(app_module)  # importing the module loads no model
+    demo = app_module.demo  # what `gradio app.py` and Spaces look up
+    monkeypatch.delitem(vars(app_module), "demo")  # built once per process: this test's copy goes with it
+    assert isinstance(demo, gr.Blocks) and app_module.demo is not demo
+    monkeypatch.delitem(vars(app_module), "demo")
+    with pytest.raises(AttributeError):
+        app_module.no_such_thing  # noqa: B018
 
 
 def test_bad_interpolation_and_unknown_model(app):
@@ -283,3 +341,42 @@ def test_the_shipped_model_is_named_as_the_readme_calls_it(monkeypatch):
 
     assert importlib.reload(app_module).DEFAULT_MODEL == "models/fashion-mnist"
     assert 'client.predict("models/fashion-mnist"' in (REPO / "README.md").read_text()
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_the_app_removes_its_scratch_folder_when_it_stops(tmp_path, model_dir, stop):
+    """`python app.py` as a Space runs it: serve one request (which writes scratch files), stop it as a Space does
+    (SIGTERM) or as a person does (Ctrl-C), and nothing of it is left in the temp folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gradio_client import Client
+
+    from conftest import REPO, child_env
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    port = free_port()
+    env = {**child_env(), "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio"),
+           "QUIZ_DB": str(tmp_path / "quiz.sqlite")}
+    server = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--model", str(model_dir), "--port", str(port)],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180  # a generous bound for a busy machine, not a speed check
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"))
+                break
+            except Exception:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()[-3000:]
+                time.sleep(0.5)
+        assert len(client.predict(str(model_dir), "a", 0, 2, 1.0, api_name="/generate")[0]) == 2
+        assert [p.name for p in temp.glob("gan-demo-*")]  # the scratch folder exists while serving
+        server.send_signal(getattr(signal, stop))
+        server.wait(timeout=120)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert not list(temp.glob("gan-demo-*")), list(temp.iterdir())

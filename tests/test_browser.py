@@ -31,7 +31,7 @@ def shots(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    from app import build_demo
+    from app import build_demo, serve
     from gan.demo import ModelRegistry
 
     folder = tmp_path_factory.mktemp("browser_model")
@@ -44,25 +44,54 @@ def app_url(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    serve(demo, prevent_thread_lock=True, server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
 
-@pytest.fixture(scope="module")
-def page(app_url):
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 1000}}
+
+
+@pytest.fixture(scope="module", params=list(VIEWPORTS))
+def page(app_url, request):
+    """The page at a phone's width and at a desktop's (every test below runs at both)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page = browser.new_page(viewport=VIEWPORTS[request.param])
         page.set_default_timeout(60_000)
         page.goto(app_url)
+        page.get_by_role("tab").first.wait_for()  # the page has rendered its tabs
+        page.viewport_name = request.param
         yield page
         browser.close()
 
 
+def open_tab(page, name: str) -> None:
+    """Click a tab, through Gradio's overflow menu ("...") where a narrow page folds it away."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.is_visible():
+        tab.click()
+        return
+    page.locator("button.overflow-menu, .overflow-menu button").first.click()
+    page.locator(".overflow-dropdown button", has_text=name).click()
+
+
+def rendered_boxes(locator) -> list[tuple[float, float]]:
+    """Width and height of each element as laid out on the page."""
+    return [tuple(box) for box in locator.evaluate_all(
+        "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })")]
+
+
+def assert_square(boxes, smallest: float) -> None:
+    assert boxes, "no images rendered"
+    for width, height in boxes:
+        assert abs(width - height) <= 1 and width >= smallest, boxes
+
+
 def test_generate_shows_the_images(page, tmp_path_factory):
+    open_tab(page, "Generate")
     page.get_by_role("button", name="Generate", exact=True).click()
     images = page.locator(".gallery img, [data-testid='gallery'] img, button.thumbnail-item img")
     images.first.wait_for()
@@ -71,31 +100,50 @@ def test_generate_shows_the_images(page, tmp_path_factory):
     assert count >= 8  # the default: 8 images per class for "All classes" (3 classes)
     natural = page.locator("img[src*='.png']").first.evaluate("img => img.naturalWidth")
     assert natural >= 112  # 28 px images are sent enlarged, not left to the browser to blur
-    page.screenshot(path=str(shots(tmp_path_factory) / "generate.png"), full_page=True)
+    thumbnails = page.locator(".gallery-grid .thumbnail-item")
+    assert_square(rendered_boxes(thumbnails), smallest=60)  # 4 columns on a phone, 8 on a desktop
+    columns = len({round(x) for x in thumbnails.evaluate_all("els => els.map(e => e.getBoundingClientRect().x)")})
+    assert columns == (4 if page.viewport_name == "phone" else 8)
+    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[page.viewport_name]["width"]
+    page.screenshot(path=str(shots(tmp_path_factory) / f"generate-{page.viewport_name}.png"), full_page=True)
 
 
 def test_interpolate_shows_the_animation(page, tmp_path_factory):
-    page.get_by_role("tab", name="Interpolate").click()
+    open_tab(page, "Interpolate")
     page.get_by_role("button", name="Interpolate", exact=True).click()
     gif = page.locator("img[src*='.gif']")
     gif.first.wait_for()
     assert gif.first.evaluate("img => img.complete && img.naturalWidth > 0")
-    page.screenshot(path=str(shots(tmp_path_factory) / "interpolate.png"), full_page=True)
+    page.screenshot(path=str(shots(tmp_path_factory) / f"interpolate-{page.viewport_name}.png"), full_page=True)
 
 
 def test_model_tab_shows_the_classes(page):
-    page.get_by_role("tab", name="Model").click()
+    open_tab(page, "Model")
     page.get_by_text("0 a, 1 b, 2 c").wait_for()
     assert page.get_by_text("0.900").is_visible()
 
 
 def test_three_quiz_rounds(page):
-    page.get_by_role("tab", name="Quiz").click()
+    open_tab(page, "Quiz")
     for number in (1, 2, 3):
         page.get_by_role("button", name="New round").click()
         page.get_by_text(f"Round {number}.").wait_for()
         assert page.locator("img.quiz-image").count() == 1
+        assert_square(rendered_boxes(page.locator("img.quiz-image")), smallest=120)
         page.get_by_role("button", name="Real", exact=True).click()
         page.get_by_text("Score ").first.wait_for()
         assert page.get_by_text("discriminator", exact=False).first.is_visible()
-    assert page.get_by_text("/3").first.is_visible() or "3" in page.locator("body").inner_text()
+    assert page.get_by_text("/3").first.is_visible()
+
+
+def test_pair_rounds_keep_both_images_square_and_equal(page, tmp_path_factory):
+    open_tab(page, "Quiz")
+    page.get_by_text("Two images: which one is real?").click()
+    page.get_by_role("button", name="New round").click()
+    page.locator("img.quiz-image").nth(1).wait_for()
+    boxes = rendered_boxes(page.locator("img.quiz-image"))
+    assert len(boxes) == 2 and boxes[0] == boxes[1]  # shrunk alike, never one more than the other
+    assert_square(boxes, smallest=120)
+    page.screenshot(path=str(shots(tmp_path_factory) / f"quiz-pair-{page.viewport_name}.png"), full_page=True)
+    page.get_by_role("button", name="Left is real").click()
+    page.get_by_text("Score ").first.wait_for()
