@@ -78,17 +78,18 @@ def model_sources(cli_models: list[str] | None = None) -> list[str]:
     return [DEFAULT_MODEL, *shipped]
 
 
-def whole_number(component: gr.Number) -> gr.Number:
-    """A gr.Number(precision=0), whose API type is "integer", that refuses a fraction or a non-number, naming itself,
-    where Gradio would round 2.5 to 2 and draw another seed than the one asked for. (Wrapped rather than subclassed:
-    Gradio writes a .pyi stub beside the file of every component subclass when it is defined.)"""
-    rounding = component.preprocess
+def checked_number(component, *, whole: bool = False):
+    """A number input (gr.Number or gr.Slider) that refuses, naming itself, what Gradio would pass on or round:
+    a missing value, a string, a list, or (whole=True) a fraction, where gr.Number(precision=0) would round 2.5 to 2
+    and draw another seed than the one asked for, and a slider would fail with an anonymous server error. (Wrapped
+    rather than subclassed: Gradio writes a .pyi stub beside the file of every component subclass it meets.)"""
+    gradio_preprocess = component.preprocess
 
     def preprocess(payload):
-        if payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))
-                                    or not float(payload).is_integer()):
-            raise gr.Error(f"{component.label} must be a whole number, got {payload!r}")
-        return rounding(payload)
+        if (isinstance(payload, bool) or not isinstance(payload, (int, float))
+                or (whole and not float(payload).is_integer())):
+            raise gr.Error(f"{component.label} must be {'a whole number' if whole else 'a number'}, got {payload!r}")
+        return gradio_preprocess(payload)
 
     component.preprocess = preprocess
     return component
@@ -201,7 +202,8 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
         return gr.Dropdown(choices, value=value, label=label, allow_custom_value=True)
 
     def seed_input(value, label):
-        return whole_number(gr.Number(value=value, minimum=0, maximum=MAX_SEED, step=1, precision=0, label=label))
+        return checked_number(gr.Number(value=value, minimum=0, maximum=MAX_SEED, step=1, precision=0, label=label),
+                              whole=True)
 
     # Gradio's own file cache is emptied of files older than an hour, every 10 minutes, so a Space never fills up.
     with gr.Blocks(title="Class-conditional GAN", delete_cache=(600, 3600)) as demo:
@@ -214,9 +216,10 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
                 seed = seed_input(0, "Seed (first of consecutive seeds)")
                 dice = gr.Button("Random seed", scale=0)
             with gr.Row():
-                count = gr.Slider(1, MAX_IMAGES, value=8, step=1, label="Images (per class for all classes)")
-                truncation = gr.Slider(0.05, 1.0, value=first.default_truncation, step=0.05,
-                                       label="Truncation ψ (lower: more typical, less varied)")
+                count = checked_number(gr.Slider(1, MAX_IMAGES, value=8, step=1,
+                                                 label="Images (per class for all classes)"), whole=True)
+                truncation = checked_number(gr.Slider(0.05, 1.0, value=first.default_truncation, step=0.05,
+                                                      label="Truncation ψ (lower: more typical, less varied)"))
             run = gr.Button("Generate", variant="primary")
             gallery = gr.Gallery(label="Images", columns=8, format="png", object_fit="contain", height="auto",
                                  elem_classes="gallery-grid")
@@ -233,9 +236,10 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
                 end_class = class_dropdown(names, names[-1], "To class")
                 end_seed = seed_input(1, "To seed")
             with gr.Row():
-                steps = gr.Slider(2, MAX_FRAMES, value=16, step=1, label="Steps")
+                steps = checked_number(gr.Slider(2, MAX_FRAMES, value=16, step=1, label="Steps"), whole=True)
                 mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path through the noise")
-                walk_truncation = gr.Slider(0.05, 1.0, value=first.default_truncation, step=0.05, label="Truncation ψ")
+                walk_truncation = checked_number(gr.Slider(0.05, 1.0, value=first.default_truncation, step=0.05,
+                                                           label="Truncation ψ"))
             walk = gr.Button("Interpolate", variant="primary")
             animation = gr.Image(label="Animation", type="filepath", format="gif", height=320)
             frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain", height="auto",

@@ -8,7 +8,9 @@ upscaling so small images stay crisp.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -276,9 +278,20 @@ def class_index_list(model: DemoModel) -> str:
 
 
 def model_files(model: DemoModel) -> tuple[str | None, str | None]:
-    """Paths of the model's sample grid and training timelapse, where it has them."""
-    found = [model.folder / name for name in ("samples.png", "timelapse.gif")]
-    return tuple(str(path) if path.is_file() else None for path in found)  # type: ignore[return-value]
+    """The model's sample grid and training timelapse, where it has them, as copies in the scratch folder: Gradio
+    serves only files under the working directory or the temp folder, and a Hub model's files lie in the Hub cache.
+    Copied once per model, into a subfolder that pruning leaves alone."""
+    target = scratch().folder / "models" / hashlib.sha1(model.source.encode()).hexdigest()[:16]
+    paths: list[str | None] = []
+    for name in ("samples.png", "timelapse.gif"):
+        source, copy = model.folder / name, target / name
+        if source.is_file() and not copy.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            partial = target / f".{uuid.uuid4().hex}{copy.suffix}"
+            shutil.copyfile(source, partial)
+            os.replace(partial, copy)  # whole or absent, for a concurrent visitor
+        paths.append(str(copy) if source.is_file() else None)
+    return paths[0], paths[1]
 
 
 def random_seed() -> int:

@@ -127,9 +127,16 @@ def test_model_info_describes_the_model_and_switches_models(app):
         (("a", 0, 4, 0.0), "less than minimum"),
         (("a", "seven", 4, 1.0), "Seed \\(first of consecutive seeds\\) must be a whole number, got 'seven'"),
         (("a", 2.5, 4, 1.0), "Seed .* must be a whole number, got 2.5"),
-        (("a", None, 4, 1.0), "seed must be an integer"),
-        (("a", 0, "four", 1.0), None),
+        (("a", None, 4, 1.0), "Seed .* must be a whole number, got None"),
+        (("a", [1], 4, 1.0), "Seed .* must be a whole number, got \\[1\\]"),
+        (("a", 0, "four", 1.0), "Images .* must be a whole number, got 'four'"),
+        (("a", 0, None, 1.0), "Images .* must be a whole number, got None"),
+        (("a", 0, [4], 1.0), "Images .* must be a whole number, got \\[4\\]"),
+        (("a", 0, 4.5, 1.0), "Images .* must be a whole number, got 4.5"),
+        (("a", 0, 4, "high"), "Truncation ψ .* must be a number, got 'high'"),
+        (("a", 0, 4, None), "Truncation ψ .* must be a number, got None"),
         ((["a"], 0, 4, 1.0), "unknown class"),
+        ((None, 0, 4, 1.0), "unknown class 'None'"),
     ],
 )
 def test_bad_input_is_an_error_and_the_next_call_works(app, args, message):
