@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import replace
 
 from gan.augment import parse_policy
 from gan.config import SUPPORTED_IMAGE_SIZES, TrainConfig
@@ -20,13 +21,26 @@ from gan.hub import check_repo_id
 from gan.losses import LOSSES
 
 DEFAULTS = TrainConfig()
+PRECISIONS = ("no", "fp16", "bf16")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default once. A help text that states its own default ("(default: ...)") is kept as it
+    is, a None default is left to the help text to explain, and switches and required flags show none: a bare
+    "(default: None)" or "(default: False)" would tell the user nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or action.required or action.nargs == 0 or action.default is None:
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Train a class-conditional GAN (ResNet generator with class-conditional batch norm, "
         "spectral-norm projection discriminator, hinge loss, EMA generator, DiffAugment).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     data = p.add_argument_group("data")
     data.add_argument("--dataset", required=True,
@@ -71,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--memory-format", choices=("channels_last", "contiguous"), default=DEFAULTS.memory_format,
                         help="tensor layout of both models: channels_last (NHWC) trained ~13%% faster on this "
                              "project's CPU; the results are the same up to rounding")
+    recipe.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
+                        help="a GPU option: autocast to fp16 (with a gradient scaler) or bf16; no = fp32. fp16 is "
+                             "refused on a CPU, and on CPUs without AMX bf16 is ~12x slower than fp32. The precision "
+                             "used is recorded in export/training_summary.json "
+                             "(default: what `accelerate launch --mixed_precision` or `accelerate config` set, else no)")
 
     output = p.add_argument_group("output")
     output.add_argument("--output-dir", required=True, help="run folder: checkpoints, samples, logs, export/")
@@ -96,11 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="generated images per class for the evaluations' classifier two-sample test (C2ST), "
                              "against as many real training images")
     output.add_argument("--log-every", type=int, default=DEFAULTS.log_every, help="steps between loss logs")
-    output.add_argument("--log-with", default=None, help="accelerate tracker for losses and images/s, e.g. tensorboard")
+    output.add_argument("--log-with", default=None, metavar="TRACKERS",
+                        help="accelerate trackers for losses, images/s, evaluation scores and sample grids, "
+                             "comma-separated: tensorboard, wandb, trackio, comet_ml, aim, mlflow, clearml, dvclive, "
+                             "swanlab, or all (every one installed); each must be installed. Sample grids go to "
+                             "those that take images (tensorboard, wandb, aim, clearml, swanlab). TensorBoard writes "
+                             "to OUTPUT_DIR/logs/PROJECT (default: no tracker)")
+    output.add_argument("--tracker-project", default=DEFAULTS.tracker_project, metavar="PROJECT",
+                        help="project the --log-with trackers log under: the W&B, Trackio, Comet or SwanLab "
+                             "project, the MLflow experiment, TensorBoard's folder OUTPUT_DIR/logs/PROJECT; "
+                             "give related runs the same one to compare them there")
     output.add_argument("--resume", default=None,
                         help="checkpoint folder to resume from (default: the newest one in OUTPUT_DIR, if any)")
     output.add_argument("--init-from", default=None, metavar="MODEL",
-                        help="start a new run from an exported model's weights (folder or Hub repo; fresh optimizers)")
+                        help="start a new run from an exported model's weights (folder or Hub repo; fresh optimizers) "
+                             "(default: random weights)")
     output.add_argument("--real-pool-split", default=DEFAULTS.real_pool_split,
                         help="held-out split exported as the quiz's pool of real images ('' for none)")
     output.add_argument("--real-pool-size", type=int, default=DEFAULTS.real_pool_size,
@@ -108,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     hub = p.add_argument_group("Hugging Face Hub")
     hub.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
-                     help="push the export (safetensors, config, samples, model card) to this model repo at the end")
+                     help="push the export (safetensors, config, samples, model card) to this model repo at the end "
+                          "(default: no push)")
     hub.add_argument("--hub-private", action="store_true", help="create the repo as private")
     hub.add_argument("--hub-token", default=None,
                      help="token with write access (default: HF_TOKEN or the login saved by `hf auth login`)")
@@ -153,7 +183,22 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if cfg.push_to_hub:
         check_repo_id(cfg.push_to_hub)
     parse_policy(cfg.diffaugment)
-    return cfg
+    return check_tracking(cfg)
+
+
+def check_tracking(cfg: TrainConfig) -> TrainConfig:
+    """Refuse unknown or uninstalled trackers and a project name that is no plain name, before any work starts;
+    --log-with is stored normalised (lower case, no spaces or repeats)."""
+    from gan.training import resolve_trackers, tracker_names  # here, after require_extra: they import accelerate
+
+    resolve_trackers(cfg.log_with)
+    names = tracker_names(cfg.log_with)
+    project = cfg.tracker_project
+    if not project.strip() or project in (".", "..") or any(c in project for c in "/\\"):
+        raise GanError(f"--tracker-project must be a plain name (TensorBoard makes it a folder), got {project!r}")
+    if project != DEFAULTS.tracker_project and not names:
+        raise GanError("--tracker-project names the project of the --log-with trackers; set --log-with too")
+    return replace(cfg, log_with=",".join(names) or None)
 
 
 def dry_run(cfg: TrainConfig) -> None:

@@ -179,7 +179,11 @@ class TrainConfig:
     #                            many real training images; fewer than ~500 a class leave its classifier half-trained
     sample_seeds: int = 8  # columns of the sample grid: seeds 0..N-1, one row per class
     log_every: int = 50  # steps between loss logs (and NaN checks)
-    log_with: str | None = None  # accelerate tracker, e.g. "tensorboard"
+    # accelerate trackers, comma-separated ("tensorboard", "tensorboard,wandb"; "all" = every installed one); a
+    # string, as in versions that took one tracker, so their training_config.json files still load and resume
+    log_with: str | None = None
+    tracker_project: str = "gan"  # project name the trackers log under (TensorBoard: the folder logs/<name>)
+    mixed_precision: str | None = None  # "no", "fp16" or "bf16"; None = what `accelerate launch`/config set
     resume: str | None = None  # checkpoint folder to resume from; None = the newest in output_dir
     init_from: str | None = None  # exported model (folder or repo) whose G, EMA and D weights start a new run
     real_pool_split: str = "test"  # held-out split whose images are exported as the quiz's real pool ("" = none)

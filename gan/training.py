@@ -7,7 +7,7 @@ Output folder of a run:
     timelapse.gif          those grids in order
     evals.jsonl            the scores of every --eval-every evaluation (the run's learning curve)
     export/                EMA generator + discriminator as safetensors (see gan/hub.py), samples, timelapse
-    logs/                  tracker logs (e.g. TensorBoard) when --log-with is given
+    logs/<project>/        tracker logs (e.g. TensorBoard: losses, images/s, scores, sample grids) with --log-with
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate import tracking as accelerate_tracking
 from accelerate.utils import (DataLoaderConfiguration, ProjectConfiguration, broadcast, broadcast_object_list,
                               set_seed)
 from PIL import Image
@@ -78,18 +79,23 @@ def default_models(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return Generator(config), Discriminator(config)
 
 
-def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Module, nn.Module]] = default_models) -> Path:
-    """Train a class-conditional GAN as `cfg` says; returns the export folder."""
+def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Module, nn.Module]] = default_models,
+          *, clock: Callable[[], float] = time.perf_counter) -> Path:
+    """Train a class-conditional GAN as `cfg` says; returns the export folder. `clock` (seconds) times the steps
+    for --max-minutes and images/s; tests pass a fake one, so that the budget does not depend on machine speed."""
     out = Path(cfg.output_dir)
     check_launch()
+    trackers = resolve_trackers(cfg.log_with)
     accelerator = Accelerator(
         # Without a GPU, say so: processes started by torchrun (`accelerate launch --multi_gpu`) then form a
         # gloo group on the CPU instead of each training alone.
         cpu=not torch.accelerator.is_available(),
-        log_with=cfg.log_with,
+        mixed_precision=cfg.mixed_precision,  # None: accelerate's own choice (`accelerate launch`/config, else "no")
+        log_with=trackers or None,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
     )
+    check_precision(accelerator.mixed_precision, accelerator.device.type, from_flag=cfg.mixed_precision is not None)
     policy = parse_policy(cfg.diffaugment)
     if accelerator.device.type == "cpu":
         set_cpu_threads(cfg.cpu_threads, accelerator.num_processes)
@@ -132,15 +138,15 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
     # best/ on disk is the reference: it is what a better evaluation must beat (and what a changed
     # --c2st-per-class makes incomparable, see best_score_on_disk).
     state.best_score = best_score_on_disk(out, c2st_size(cfg, model_config, data))
-    if cfg.log_with:
-        accelerator.init_trackers("gan", config=cfg.to_dict())
+    if trackers:
+        accelerator.init_trackers(cfg.tracker_project, config=cfg.to_dict())
 
     batches = endless_batches(accelerator, loader, first_batch=state.step * cfg.d_steps)
     progress = tqdm(total=cfg.max_steps, initial=state.step, disable=not accelerator.is_local_main_process)
     raw_d = accelerator.unwrap_model(discriminator)
     images_per_step = cfg.batch_size * cfg.d_steps * accelerator.num_processes
-    clock, clock_step = time.perf_counter(), state.step
-    step_started = clock
+    speed_since, speed_step = clock(), state.step
+    step_started = speed_since
     scores = None
     while state.step < cfg.max_steps and not time_is_up(accelerator, state, cfg):
         # 1. Discriminator: real batches against fresh fakes of the same classes, both augmented alike.
@@ -172,19 +178,19 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
         # 3. EMA of the generator's weights, then bookkeeping.
         ema.update(accelerator.unwrap_model(generator), state.step)
         state.step += 1
-        now = time.perf_counter()
+        now = clock()
         state.train_seconds, step_started = state.train_seconds + now - step_started, now
         progress.update(1)
         step, last = state.step, state.step == cfg.max_steps or time_is_up(accelerator, state, cfg)
         if step % cfg.log_every == 0 or last:
-            now = time.perf_counter()
-            speed = images_per_step * (step - clock_step) / max(now - clock, 1e-9)
+            now = clock()
+            speed = images_per_step * (step - speed_step) / max(now - speed_since, 1e-9)
             losses = check_losses(accelerator, loss_d, loss_g, step)
             progress.set_postfix(loss_d=f"{losses['loss_d']:.3f}", loss_g=f"{losses['loss_g']:.3f}", img_s=f"{speed:.0f}")
             accelerator.log({**losses, "images_per_s": speed}, step=step)
-            clock, clock_step = now, step
+            speed_since, speed_step = now, step
         if due(step, cfg.sample_every, last) and accelerator.is_main_process:
-            save_sample_grid(ema.model, out, step, cfg.sample_seeds)
+            log_sample_grid(accelerator, save_sample_grid(ema.model, out, step, cfg.sample_seeds), step)
         if cfg.eval_every and due(step, cfg.eval_every, last):
             scores = evaluate_and_keep_best(accelerator, monitor, out, ema, discriminator, cfg, pool, state)
         if due(step, cfg.checkpoint_every, last):
@@ -217,6 +223,52 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         d_width=cfg.d_width,
         output_gain=cfg.output_gain,
     )
+
+
+# pip requirement of each accelerate tracker, for the error that names a missing one
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "comet_ml": "comet-ml",
+                    "aim": "aim<4", "mlflow": "mlflow", "clearml": "clearml", "dvclive": "dvclive",
+                    "swanlab": "swanlab"}
+
+
+def tracker_names(log_with: str | None) -> list[str]:
+    """The names in a --log-with value ("tensorboard, WandB"), lower case, without blanks or repeats."""
+    return list(dict.fromkeys(name.strip().lower() for name in (log_with or "").split(",") if name.strip()))
+
+
+def resolve_trackers(log_with: str | None) -> list[str]:
+    """The accelerate trackers that --log-with names (comma-separated; "all": every installed one). Unknown and
+    uninstalled ones are refused here, before any work: accelerate itself only skips a missing tracker with a
+    debug message, and the run would train unlogged."""
+    names = tracker_names(log_with)
+    known = list(accelerate_tracking.LOGGER_TYPE_TO_CLASS)
+    unknown = [name for name in names if name != "all" and name not in known]
+    if unknown:
+        raise GanError(f"--log-with: unknown tracker {', '.join(unknown)}; choose from {', '.join(known)}, "
+                       "or all (every installed one); several are separated by commas, e.g. tensorboard,wandb")
+    installed = [tracker.value for tracker in accelerate_tracking.get_available_trackers()]
+    if "all" in names:
+        if not installed:
+            raise GanError("--log-with all: no tracker is installed; pip install tensorboard (or any of "
+                           f"{', '.join(known)})")
+        return installed
+    missing = [name for name in names if name not in installed]
+    if missing:
+        packages = [TRACKER_PACKAGES.get(name, name) for name in missing]
+        raise GanError(f"--log-with {','.join(names)}: {' and '.join(missing)} "
+                       f"{'is' if len(missing) == 1 else 'are'} not installed; "
+                       f"pip install {' '.join(repr(p) if '<' in p else p for p in packages)}")
+    return names
+
+
+def check_precision(mixed_precision: str, device_type: str, *, from_flag: bool) -> None:
+    """Refuse fp16 on a CPU: accelerate accepts it there but trains in fp32 (no autocast, no scaler), so the run
+    and its training_summary.json would claim a precision that was never used."""
+    if mixed_precision == "fp16" and device_type == "cpu":
+        source = ("--mixed-precision fp16" if from_flag
+                  else "mixed precision fp16 (set by `accelerate launch --mixed_precision` or `accelerate config`)")
+        raise GanError(f"{source} needs a GPU, and this run is on the CPU; use --mixed-precision no "
+                       "(or bf16, which runs on CPUs but ~12x slower than fp32 on those without AMX)")
 
 
 def check_launch() -> None:
@@ -443,6 +495,23 @@ def save_sample_grid(ema_generator: torch.nn.Module, out: Path, step: int, num_s
     folder.mkdir(parents=True, exist_ok=True)
     grid = class_grid(ema_generator, seeds=range(num_seeds))
     return save_png(grid, folder / f"step_{step:08d}.png", scale=grid_scale(ema_generator.model_config))
+
+
+def log_sample_grid(accelerator: Accelerator, grid_png: Path, step: int) -> None:
+    """Show a saved sample grid in the trackers that take images. accelerate's trackers each want their own
+    shape: a batch for TensorBoard, a list for W&B and SwanLab, one image for Aim and ClearML."""
+    if not accelerator.trackers:
+        return
+    with Image.open(grid_png) as png:
+        image = np.asarray(png.convert("RGB"))  # (H, W, 3) uint8, as written to samples/
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.log_images({"samples": image[None]}, step=step, dataformats="NHWC")
+        elif tracker.name in ("wandb", "swanlab"):
+            tracker.log_images({"samples": [image]}, step=step)
+        elif tracker.name in ("aim", "clearml"):
+            tracker.log_images({"samples": image}, step=step)
+    # Other trackers (e.g. mlflow, comet_ml) get the scalars only; the grid is in samples/ as well.
 
 
 def grid_scale(config: ModelConfig) -> int:

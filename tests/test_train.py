@@ -1,7 +1,10 @@
-"""The real train.py, run as users run it: outputs, resume after SIGKILL, two processes, and bad input."""
+"""The real train.py, run as users run it: outputs, resume after SIGKILL, two processes, and bad input; its --help,
+the --max-minutes budget (with a fake clock) and the progress bar of a large dataset's decoding."""
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import shutil
 import signal
@@ -33,11 +36,21 @@ def test_accelerate_launch_writes_checkpoints_samples_timelapse_logs_and_export(
     out = tmp_path / "run"
     result = run(launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY,
                                 "--max-steps", "6", "--checkpoint-every", "2", "--checkpoints-total-limit", "2",
-                                "--sample-every", "3", "--log-with", "tensorboard"))
+                                "--sample-every", "3", "--log-with", "tensorboard", "--tracker-project", "shapes"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert checkpoint_names(out) == ["step_00000004", "step_00000006"]  # the limit pruned step 2
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_00000003.png", "step_00000006.png"]
-    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    # TensorBoard, under the --tracker-project name: the losses, and each sample grid as an image.
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "logs" / "shapes"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert {"loss_d", "loss_g", "images_per_s"} <= set(events.Tags()["scalars"])
+    logged = events.Images("samples")
+    assert [image.step for image in logged] == [3, 6]
+    on_disk = Image.open(out / "samples" / "step_00000006.png")
+    assert (logged[-1].width, logged[-1].height) == on_disk.size
     export = out / "export"
     for name in ["model.safetensors", "config.json", "discriminator/model.safetensors", "discriminator/config.json",
                  "samples.png", "timelapse.gif", "training_config.json"]:
@@ -45,13 +58,12 @@ def test_accelerate_launch_writes_checkpoints_samples_timelapse_logs_and_export(
     assert not list(export.rglob("*.bin")) and not list(export.rglob("*.pkl"))  # safetensors only
     summary = json.loads((export / "training_summary.json").read_text())
     assert summary["steps"] == 6 and summary["images_seen"] == 6 * 8 and summary["processes"] == 1
+    assert summary["mixed_precision"] == "no"  # what `accelerate launch --mixed_precision no` asked for
     assert 0 < summary["train_seconds"] < 3600 and abs(summary["train_hours"] - summary["train_seconds"] / 3600) < 0.001
     card = (export / "README.md").read_text()
     assert card.startswith("---") and "\n# run\n" in card  # the model card, titled after the run's folder
     assert "staging" not in card and str(tmp_path) not in card  # no temporary folder, no path of this machine
     assert "--output-dir runs/run" in card and 'load_generator("path/to/run")' in card
-    from PIL import Image
-
     assert Image.open(export / "timelapse.gif").n_frames >= 2
     generator = load_generator(export)
     assert generator.model_config.class_names == list(CLASSES)
@@ -171,6 +183,8 @@ def error_line(result: subprocess.CompletedProcess) -> str:
         (["--eval-per-class", "0"], "--eval-per-class must be at least 1"),
         (["--evaluator", "evaluators/fashion-mnist"], "--evaluator is used by --eval-every"),
         (["--eval-every", "2"], "no evaluator at evaluators/"),
+        pytest.param(["--mixed-precision", "fp16"], "--mixed-precision fp16 needs a GPU",
+                     marks=pytest.mark.skipif(torch.accelerator.is_available(), reason="fp16 runs on this GPU")),
     ],
 )
 def test_bad_flags_and_data_give_one_clear_line(tiny_imagefolder, tmp_path, flags, message):
@@ -356,17 +370,138 @@ def test_eval_every_with_too_few_images_for_a_two_sample_test_ranks_by_fd(split_
     assert best["fd"] == min(e["fd"] for e in curve)
 
 
-def test_max_minutes_stops_training_and_a_larger_budget_trains_on(tiny_imagefolder, tmp_path):
-    out = tmp_path / "budget"
-    args = ["--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY, "--max-steps", "100000",
-            "--checkpoint-every", "0", "--sample-every", "0"]
-    first = run(python_command(*args, "--max-minutes", "0.01"))
-    assert first.returncode == 0, first.stderr[-2000:]
-    summary = json.loads((out / "export" / "training_summary.json").read_text())
-    assert 0 < summary["steps"] < 100000 and summary["train_seconds"] >= 0.6
-    assert checkpoint_names(out) == [f"step_{summary['steps']:08d}"]  # the budget's end is checkpointed
+def test_out_of_time_only_when_a_budget_is_set_and_spent():
+    from gan.config import TrainConfig
+    from gan.training import TrainingState
 
-    second = run(python_command(*args, "--max-minutes", "0.02"))
-    assert second.returncode == 0, second.stderr[-2000:]
-    resumed = json.loads((out / "export" / "training_summary.json").read_text())
-    assert resumed["steps"] > summary["steps"] and resumed["train_seconds"] >= 1.2
+    one_minute, no_limit = TrainConfig(max_minutes=1), TrainConfig(max_minutes=0)
+    assert not TrainingState(train_seconds=59.9).out_of_time(one_minute)
+    assert TrainingState(train_seconds=60.0).out_of_time(one_minute)
+    assert not TrainingState(train_seconds=10**9).out_of_time(no_limit)
+    resumed = TrainingState()
+    resumed.load_state_dict(TrainingState(step=7, train_seconds=60.0).state_dict())
+    assert (resumed.step, resumed.train_seconds) == (7, 60.0)
+    older = TrainingState()
+    older.load_state_dict({"step": 3})  # checkpoints of versions without the budget
+    assert older.train_seconds == 0.0
+
+
+def test_max_minutes_stops_training_and_a_larger_budget_trains_on(tiny_imagefolder, tmp_path, one_thread):
+    """The real training loop in this process with a fake clock: each step takes exactly 10 s, so the steps a budget
+    allows do not depend on how fast (or busy) the machine is."""
+    from train import build_parser, config_from_args
+    from gan.training import TrainingState, train
+
+    out = tmp_path / "budget"
+    flags = ["--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY, "--max-steps", "100000",
+             "--checkpoint-every", "0", "--sample-every", "0", "--real-pool-size", "0", "--cpu-threads", "1",
+             "--log-every", "1000"]  # the clock is read once a step, and once more for the loss log at the end
+
+    def ten_second_steps():
+        ticks = itertools.count(0.0, 10.0)
+        return lambda: next(ticks)
+
+    def trained(minutes: str) -> tuple[dict, TrainingState]:
+        train(config_from_args(build_parser().parse_args([*flags, "--max-minutes", minutes])),
+              clock=ten_second_steps())
+        summary = json.loads((out / "export" / "training_summary.json").read_text())
+        state = TrainingState()  # the second object registered for checkpointing, after the EMA
+        newest = out / "checkpoints" / checkpoint_names(out)[-1]
+        state.load_state_dict(torch.load(newest / "custom_checkpoint_1.pkl", weights_only=True))
+        return summary, state
+
+    summary, state = trained("1")
+    assert summary["steps"] == 6 and summary["train_seconds"] == 60.0  # stopped once the minute was spent
+    assert checkpoint_names(out) == ["step_00000006"]  # the budget's end is checkpointed...
+    assert (state.step, state.train_seconds) == (6, 60.0)  # ...with the time spent
+    assert trained("1")[0]["steps"] == 6  # the same budget again: nothing left to train
+
+    summary, state = trained("1.5")
+    assert summary["steps"] == 9 and (state.step, state.train_seconds) == (9, 90.0)  # 30 s more: 3 more steps
+
+
+def test_a_tiny_budget_stops_after_the_first_step_however_fast_the_machine(tiny_imagefolder, tmp_path):
+    out = tmp_path / "budget"
+    # 1e-9 minutes are 60 ns, less than any training step takes: the run stops after exactly one step.
+    result = run(python_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY,
+                                "--max-steps", "100000", "--max-minutes", "1e-9", "--checkpoint-every", "0",
+                                "--sample-every", "0", "--real-pool-size", "0"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((out / "export" / "training_summary.json").read_text())["steps"] == 1
+    assert checkpoint_names(out) == ["step_00000001"]
+
+
+# ---------------------------------------------------------------------------------------------- precision, --help
+
+
+def test_mixed_precision_flag_reaches_accelerate_and_the_summary_records_it(tiny_imagefolder, tmp_path):
+    out = tmp_path / "bf16"
+    # The flag wins over `accelerate launch --mixed_precision no`; bf16 runs (slowly) on a CPU too.
+    result = run(launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY,
+                                "--max-steps", "2", "--checkpoint-every", "0", "--sample-every", "0",
+                                "--real-pool-size", "0", "--mixed-precision", "bf16"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "export" / "training_summary.json").read_text())["mixed_precision"] == "bf16"
+    assert json.loads((out / "training_config.json").read_text())["mixed_precision"] == "bf16"
+
+
+def test_fp16_on_a_cpu_is_refused_whoever_asked_for_it():
+    from gan.errors import GanError
+    from gan.training import check_precision
+
+    with pytest.raises(GanError, match=r"^--mixed-precision fp16 needs a GPU.*use --mixed-precision no"):
+        check_precision("fp16", "cpu", from_flag=True)
+    with pytest.raises(GanError, match=r"set by `accelerate launch --mixed_precision` or `accelerate config`"):
+        check_precision("fp16", "cpu", from_flag=False)
+    for precision, device in [("fp16", "cuda"), ("bf16", "cpu"), ("bf16", "cuda"), ("no", "cpu")]:
+        check_precision(precision, device, from_flag=True)  # no error
+
+
+def test_help_shows_every_default_exactly_once(capsys):
+    from train import build_parser, main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    entries: dict[str, str] = {}  # first flag of each option -> its whole (wrapped) help entry
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            entries[flag] = line
+        elif line.startswith("    ") and entries:
+            entries[flag] += " " + line.strip()
+    actions = {a.option_strings[0]: a for a in build_parser()._actions if a.option_strings}
+    assert entries.keys() == actions.keys()
+    for flag, action in actions.items():
+        mentions = entries[flag].count("(default")
+        shown = 0 if action.required or action.nargs == 0 else 1  # switches and --help have no default to show
+        assert mentions == shown, (flag, entries[flag])
+    assert "(default: 28)" in entries["--image-size"] and "(default: gan)" in entries["--tracker-project"]
+
+
+# ---------------------------------------------------------------------------------------------- data decoding
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("threshold,local_rank,terminal,shown", [
+    (10, "0", True, True),  # a large dataset (for this test), decoded by the first process, seen in a terminal
+    (5000, "0", True, False),  # the default threshold: the 48 tiny images decode silently
+    (10, "1", True, False),  # the other processes of a machine stay quiet
+    (10, "0", False, False),  # logs (no terminal) get no progress bar
+])
+def test_decoding_a_large_dataset_shows_progress_in_a_terminal(tiny_imagefolder, monkeypatch, threshold, local_rank,
+                                                                 terminal, shown):
+    import gan.data
+    from gan.data import load_image_data
+
+    stderr = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(gan.data, "PROGRESS_MIN_IMAGES", threshold)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+    data = load_image_data(str(tiny_imagefolder), image_size=28)
+    assert len(data.labels) == 48
+    assert ("decoding images" in stderr.getvalue() and "48/48" in stderr.getvalue()) == shown, stderr.getvalue()
