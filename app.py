@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from gan.extras import require_extra
@@ -205,8 +206,9 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
         return checked_number(gr.Number(value=value, minimum=0, maximum=MAX_SEED, step=1, precision=0, label=label),
                               whole=True)
 
-    # Gradio's own file cache is emptied of files older than an hour, every 10 minutes, so a Space never fills up.
-    with gr.Blocks(title="Class-conditional GAN", delete_cache=(600, 3600)) as demo:
+    # Gradio's own file cache is emptied of files older than 15 minutes (time enough to download a grid), every two:
+    # at ~8 files a call, a one-hour age kept up to 350,000 files and their paths in memory at full load.
+    with gr.Blocks(title="Class-conditional GAN", delete_cache=(120, 900)) as demo:
         gr.Markdown("# Class-conditional GAN\nPick a class and a seed: the same choice always draws the same image.")
         model_name = gr.Dropdown(registry.sources, value=registry.default, label="Model",
                                  visible=len(registry.sources) > 1)
@@ -316,9 +318,55 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+SESSION_CAPACITY = 1000  # sessions whose state Gradio keeps (~130 KB each: a copy of the page's config); its default
+#                         of 10,000 lets them grow to ~1.3 GB. The least recently active visitor beyond it starts over.
+CACHE_SWEEP_S = 120  # how often empty folders are removed from Gradio's cache
+
+
 def serve(demo: gr.Blocks, **launch_options) -> None:
-    """Launch with the page's CSS (Gradio 6 takes CSS at launch, not in Blocks)."""
+    """Launch with the page's CSS (Gradio 6 takes CSS at launch, not in Blocks), a bounded number of sessions, and a
+    sweeper for the empty folders Gradio's cache cleanup leaves."""
+    launch_options.setdefault("state_session_capacity", SESSION_CAPACITY)
+    threading.Thread(target=sweep_empty_folders_forever, args=(Path(demo.GRADIO_CACHE),), daemon=True,
+                     name="cache-sweeper").start()
     demo.launch(css=CSS, **launch_options)
+
+
+def remove_empty_folders(root: Path, *, older_than_s: float = 60.0) -> int:
+    """Remove empty subfolders of root not touched for older_than_s: Gradio makes one folder per file content and
+    its cache cleanup deletes only the files (~8 folders a call were left forever). Returns how many went."""
+    cutoff, removed = time.time() - older_than_s, 0
+    for folder in root.glob("*/") if root.is_dir() else []:
+        try:
+            if folder.stat().st_mtime < cutoff:
+                folder.rmdir()  # fails, harmlessly, if the folder is not empty (or was just reused)
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def sweep_empty_folders_forever(root: Path) -> None:
+    while True:
+        time.sleep(CACHE_SWEEP_S)
+        remove_empty_folders(root)
+
+
+def limit_malloc_arenas() -> None:
+    """glibc gives each of Gradio's worker threads its own malloc arena and keeps freed image buffers in them: RSS
+    grew ~150 MB more over 3,000 calls with the default arenas than with 2 (bench/app_memory.py). Must run before
+    the worker threads start; a no-op off glibc."""
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+        libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD: large buffers go back to the system when freed
+    except (OSError, AttributeError):
+        pass
 
 
 def main() -> None:
@@ -330,6 +378,7 @@ def main() -> None:
     # A Space (and `docker stop`) ends the app with SIGTERM, which would skip atexit handlers: exit normally instead,
     # so the scratch folder is removed and the quiz store closes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    limit_malloc_arenas()
     try:
         demo = globals()["demo"] = build_demo(ModelRegistry(model_sources(args.model)))
     except GanError as error:

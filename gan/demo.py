@@ -159,29 +159,36 @@ class Scratch:
 
     Handlers return these paths rather than arrays: Gradio copies a file into its cache atomically, while arrays are
     re-encoded into a content-addressed path that concurrent requests for the same image rewrite mid-download.
+    A file is needed only until Gradio has copied it, before the response leaves, so two minutes is ample: at
+    ~8 files a call, a 15-minute age let 75,000 files pile up at full load (bench/app_memory.py).
     """
 
-    def __init__(self, folder: str | Path | None = None, *, max_age_s: float = 900.0):
+    def __init__(self, folder: str | Path | None = None, *, max_age_s: float = 120.0, prune_every_s: float = 30.0,
+                 clock=time.time):
         if folder is None:  # a folder of our own: removed when the process ends (app.py turns SIGTERM into an exit)
             folder = tempfile.mkdtemp(prefix="gan-demo-")
             atexit.register(shutil.rmtree, folder, ignore_errors=True)
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.max_age_s, self._writes, self._lock = max_age_s, 0, threading.Lock()
+        self.max_age_s, self.prune_every_s, self.clock = max_age_s, prune_every_s, clock
+        self._last_prune, self._lock = clock(), threading.Lock()
 
     def path(self, suffix: str) -> Path:
-        """A fresh, unguessable file name (it says nothing about the content)."""
-        with self._lock:
-            self._writes += 1
-            if self._writes % 200 == 0:
-                self.prune()
+        """A fresh, unguessable file name (it says nothing about the content); prunes at most every prune_every_s."""
+        with self._lock:  # only the decision is taken under the lock: writers never wait for a prune's stat calls
+            due = self.clock() - self._last_prune >= self.prune_every_s
+            if due:
+                self._last_prune = self.clock()
+        if due:
+            self.prune()
         return self.folder / f"{uuid.uuid4().hex}{suffix}"
 
     def prune(self) -> None:
-        cutoff = time.time() - self.max_age_s
+        """Delete files older than max_age_s (subfolders, such as the models' copies, stay)."""
+        cutoff = self.clock() - self.max_age_s
         for entry in self.folder.iterdir():
             try:
-                if entry.stat().st_mtime < cutoff:
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
                     entry.unlink()
             except OSError:  # taken by a concurrent prune
                 pass

@@ -41,7 +41,7 @@ def app(model_dir, tmp_path_factory):
     """The app serving the tiny model and a second one (for the picker), and a client of it."""
     from gradio_client import Client
 
-    from app import build_demo
+    from app import build_demo, serve
 
     second = tmp_path_factory.mktemp("second_model")
     tiny_export(second, seed=1)
@@ -50,7 +50,7 @@ def app(model_dir, tmp_path_factory):
     store = JudgmentStore(tmp_path_factory.mktemp("quiz") / "judgments.sqlite")
     demo = build_demo(ModelRegistry([str(model_dir), str(second)]), store)
     port = free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    serve(demo, prevent_thread_lock=True, server_port=port, quiet=True, state_session_capacity=4)
     # Downloads go under pytest's temporary folder, not the system's (a test run leaves /tmp as it found it).
     client = Client(f"http://127.0.0.1:{port}/", verbose=False,
                     download_files=str(tmp_path_factory.mktemp("client_downloads")))
@@ -387,3 +387,46 @@ def test_the_app_removes_its_scratch_folder_when_it_stops(tmp_path, model_dir, s
         if server.poll() is None:
             server.kill()
     assert not list(temp.glob("gan-demo-*")), list(temp.iterdir())
+
+
+def test_sessions_scratch_files_and_cache_folders_stay_bounded(app, model_dir, tmp_path, tmp_path_factory):
+    """What grew under many calls (bench/app_memory.py): Gradio's per-session records, scratch files, and the empty
+    folders Gradio's cache cleanup leaves."""
+    import os
+    import time
+
+    from gradio_client import Client
+
+    from app import SESSION_CAPACITY, remove_empty_folders
+    from gan.demo import Scratch
+
+    demo, client, model, _ = app
+    assert SESSION_CAPACITY <= 1000
+    downloads = str(tmp_path_factory.mktemp("visitors"))
+    for _ in range(7):  # seven visitors, each with a quiz round held in session state
+        visitor = Client(client.src, verbose=False, download_files=downloads)
+        visitor.predict(model, "single", api_name="/quiz_round")
+    assert len(demo.state_holder.session_data) <= 4  # the fixture's capacity: the oldest sessions went
+
+    now = [1000.0]
+    scratch = Scratch(tmp_path / "scratch", max_age_s=120, prune_every_s=30, clock=lambda: now[0])
+    old, fresh = scratch.path(".png"), scratch.path(".png")
+    for path in (old, fresh):
+        path.write_bytes(b"x")
+    os.utime(old, (now[0] - 200, now[0] - 200))
+    os.utime(fresh, (now[0] - 10, now[0] - 10))
+    (scratch.folder / "models").mkdir()
+    scratch.path(".png")  # not yet 30 s since the last prune: nothing goes
+    assert old.exists()
+    now[0] += 31
+    scratch.path(".png")
+    assert not old.exists() and fresh.exists() and (scratch.folder / "models").is_dir()
+
+    cache = tmp_path / "cache"
+    for name in ("empty-old", "empty-new", "full-old"):
+        (cache / name).mkdir(parents=True)
+    (cache / "full-old" / "image.png").write_bytes(b"x")
+    for name in ("empty-old", "full-old"):
+        os.utime(cache / name, (time.time() - 600, time.time() - 600))
+    assert remove_empty_folders(cache) == 1
+    assert sorted(p.name for p in cache.iterdir()) == ["empty-new", "full-old"]
