@@ -199,7 +199,9 @@ def test_check_evaluator_fits_rejects_other_sizes_channels_and_classes(trained):
 def test_cas_of_a_tiny_generator_is_an_accuracy(trained, patterns_test):
     model, _ = trained
     score = cas(tiny_generator(), patterns_test, model.evaluator_config, per_class=4, epochs=1)
-    assert 0.0 <= score <= 1.0
+    count = len(patterns_test.labels)
+    assert 0.0 <= score <= 1.0 and score * count == pytest.approx(round(score * count))  # right answers / count
+    assert cas(tiny_generator(), patterns_test, model.evaluator_config, per_class=4, epochs=1) == score  # seeded
 
 
 # ----------------------------------------------------------------------------------------------- command line
@@ -220,24 +222,30 @@ def write_idx_dataset(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def cli_setup(tmp_path_factory):
     """A tiny IDX dataset, an evaluator trained on it by `train`, and a random tiny generator saved with save_model."""
+    import contextlib
+    import io
+
     root = tmp_path_factory.mktemp("cli")
     dataset = write_idx_dataset(root / "patterns")
-    code = main(["train", "--dataset", str(dataset), "--output", str(root / "evaluator"), "--epochs", "8",
-                 "--width", "4", "--feature-dim", "16", "--batch-size", "8", "--lr", "0.01"])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["train", "--dataset", str(dataset), "--output", str(root / "evaluator"), "--epochs", "8",
+                     "--width", "4", "--feature-dim", "16", "--batch-size", "8", "--lr", "0.01"])
     assert code == 0
     model = save_model(tiny_generator(), root / "model")
-    return dataset, root / "evaluator", model
+    return dataset, root / "evaluator", model, printed.getvalue()
 
 
-def test_train_command_prints_accuracy_and_writes_a_small_evaluator_folder(cli_setup, capsys):
-    _, evaluator_dir, _ = cli_setup
+def test_train_command_prints_accuracy_and_writes_a_small_evaluator_folder(cli_setup):
+    _, evaluator_dir, _, printed = cli_setup
     assert sorted(p.name for p in evaluator_dir.iterdir()) == sorted([CONFIG_NAME, WEIGHTS_NAME])
     config = load_evaluator(evaluator_dir).evaluator_config
     assert config.class_names == list(CLASSES) and config.test_accuracy > 0.9
+    assert f"test accuracy {config.test_accuracy:.4f} on 30 test images; evaluator written to {evaluator_dir}" in printed
 
 
 def test_score_command_prints_json_and_writes_metrics(cli_setup):
-    dataset, evaluator_dir, model = cli_setup
+    dataset, evaluator_dir, model, _ = cli_setup
     result = subprocess.run(
         [sys.executable, "-m", "gan.evaluate", "score", "--model", str(model), "--dataset", str(dataset),
          "--evaluator", str(evaluator_dir), "--per-class", "6", "--truncation", "0.7", "--cas", "--cas-epochs", "1",
@@ -250,7 +258,8 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     assert scores["c2st"]["accuracy"] > 0.9 and scores["c2st"]["images_per_set"] == 210
     assert scores["num_samples"] == 18 and scores["truncation"] == 0.7 and scores["reference_split"] == "test"
     assert set(scores["class_accuracy"]["per_class"]) == set(CLASSES)
-    assert 0 <= scores["class_accuracy"]["overall"] <= 1 and 0 <= scores["cas"] <= 1
+    for accuracy, images in ((scores["class_accuracy"]["overall"], 18), (scores["cas"], 30)):  # right answers / images
+        assert 0 <= accuracy <= 1 and accuracy * images == pytest.approx(round(accuracy * images))
     assert scores["fd"] > 0 and scores["fd_train_test"] > 0
     assert scores["fd_ratio"] == pytest.approx(scores["fd"] / scores["fd_train_test"])
     assert scores["evaluator_test_accuracy"] > 0.9
@@ -260,7 +269,7 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
 
 
 def test_score_refuses_a_two_sample_test_on_too_few_images_and_can_skip_it(cli_setup, capsys):
-    dataset, evaluator_dir, model = cli_setup
+    dataset, evaluator_dir, model, _ = cli_setup
     common = ["score", "--model", str(model), "--dataset", str(dataset), "--evaluator", str(evaluator_dir),
               "--per-class", "4", "--threads", "1"]
     code, errors = run_main(common + ["--c2st-per-class", "20"], capsys)
@@ -275,7 +284,7 @@ def run_main(argv: list[str], capsys) -> tuple[int, list[str]]:
 
 
 def test_score_rejects_an_evaluator_for_another_image_size(cli_setup, tmp_path, capsys):
-    dataset, _, model = cli_setup
+    dataset, _, model, _ = cli_setup
     other = save_evaluator(Evaluator(EvaluatorConfig(image_size=32, num_classes=3, **TINY_EVALUATOR)), tmp_path / "ev")
     code, errors = run_main(["score", "--model", str(model), "--dataset", str(dataset), "--evaluator", str(other),
                              "--per-class", "2"], capsys)
@@ -284,7 +293,7 @@ def test_score_rejects_an_evaluator_for_another_image_size(cli_setup, tmp_path, 
 
 @pytest.mark.parametrize("make_path", [lambda p: p, lambda p: p / "nothing", lambda p: p / "file.txt"])
 def test_score_rejects_a_model_path_that_is_not_a_model(cli_setup, tmp_path, capsys, make_path):
-    dataset, evaluator_dir, _ = cli_setup
+    dataset, evaluator_dir, _, _ = cli_setup
     (tmp_path / "file.txt").write_text("hello")
     code, errors = run_main(["score", "--model", str(make_path(tmp_path)), "--dataset", str(dataset),
                              "--evaluator", str(evaluator_dir)], capsys)
@@ -292,14 +301,14 @@ def test_score_rejects_a_model_path_that_is_not_a_model(cli_setup, tmp_path, cap
 
 
 def test_score_without_an_evaluator_says_how_to_train_one(cli_setup, tmp_path, capsys, monkeypatch):
-    dataset, _, model = cli_setup
+    dataset, _, model, _ = cli_setup
     monkeypatch.chdir(tmp_path)
     code, errors = run_main(["score", "--model", str(model), "--dataset", str(dataset)], capsys)
     assert code == 2 and len(errors) == 1 and "evaluators/patterns" in errors[0] and "gan.evaluate train" in errors[0]
 
 
 def test_score_rejects_bad_flag_values(cli_setup, capsys):
-    dataset, evaluator_dir, model = cli_setup
+    dataset, evaluator_dir, model, _ = cli_setup
     common = ["score", "--model", str(model), "--dataset", str(dataset), "--evaluator", str(evaluator_dir)]
     for flags, words in ((["--per-class", "0"], "--per-class"), (["--truncation", "1.5"], "truncation")):
         code, errors = run_main(common + flags, capsys)
@@ -312,7 +321,7 @@ def test_inception_without_torch_fidelity_is_one_clear_error(cli_setup, capsys):
         pytest.skip("torch-fidelity is installed, so this would download Inception weights")
     except ImportError:
         pass
-    dataset, evaluator_dir, model = cli_setup
+    dataset, evaluator_dir, model, _ = cli_setup
     code, errors = run_main(["score", "--model", str(model), "--dataset", str(dataset), "--evaluator",
                              str(evaluator_dir), "--per-class", "2", "--inception"], capsys)
     assert code == 2 and len(errors) == 1 and "torch-fidelity" in errors[0]
