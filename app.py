@@ -227,10 +227,11 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
                                  elem_classes="gallery-grid")
             grid_file = gr.File(label="Download the grid (PNG)")
             generate_inputs = [model_name, class_choice, seed, count, truncation]
-            gr.Examples([[registry.default, ALL_CLASSES, 0, 8, 1.0], [registry.default, names[-1], 42, 16, 0.7],
-                         [registry.default, names[0], 7, 8, 0.5]], generate_inputs, [gallery, grid_file],
-                        fn=on_generate, cache_examples=False, run_on_click=True, api_visibility="private",
-                        label="Examples (the default model)")
+            examples = [[registry.default, ALL_CLASSES, 0, 8, 1.0], [registry.default, names[-1], 42, 16, 0.7],
+                        [registry.default, names[0], 7, 8, 0.5]]
+            gr.Examples(examples, generate_inputs, [gallery, grid_file], fn=on_generate, cache_examples=False,
+                        run_on_click=True, api_visibility="private", label="Examples (the default model)",
+                        example_labels=[f"{c}: {n} from seed {s}, ψ {t}" for _, c, s, n, t in examples])
         with gr.Tab("Interpolate"):
             with gr.Row():
                 start_class = class_dropdown(names, names[0], "From class")
@@ -247,10 +248,12 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
             frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain", height="auto",
                                 elem_classes="gallery-grid")
             walk_inputs = [model_name, start_class, start_seed, end_class, end_seed, steps, mode, walk_truncation]
-            gr.Examples([[registry.default, names[0], 0, names[-1], 1, 16, "slerp", 1.0],
-                         [registry.default, names[1], 3, names[1], 4, 24, "lerp", 0.8]], walk_inputs,
-                        [frames, animation], fn=on_interpolate, cache_examples=False, run_on_click=True,
-                        api_visibility="private", label="Examples (the default model)")
+            examples = [[registry.default, names[0], 0, names[-1], 1, 16, "slerp", 1.0],
+                        [registry.default, names[1], 3, names[1], 4, 24, "lerp", 0.8]]
+            gr.Examples(examples, walk_inputs, [frames, animation], fn=on_interpolate, cache_examples=False,
+                        run_on_click=True, api_visibility="private", label="Examples (the default model)",
+                        example_labels=[f"{a} seed {s} → {b} seed {e}, {n} steps, {m}"
+                                        for _, a, s, b, e, n, m, _ in examples])
         with gr.Tab("Quiz"):
             gr.Markdown("Can you tell the model's images from real ones? Real images come from a held-out test set "
                         "the model never saw. After each guess you see the truth and the discriminator's verdict.")

@@ -108,6 +108,14 @@ def test_generate_shows_the_images(page, tmp_path_factory):
     page.screenshot(path=str(shots(tmp_path_factory) / f"generate-{page.viewport_name}.png"), full_page=True)
 
 
+def test_an_example_fills_the_inputs_and_runs(page):
+    open_tab(page, "Generate")
+    page.get_by_text("c: 16 from seed 42, ψ 0.7").click()
+    page.wait_for_function("document.querySelectorAll('.gallery-grid .thumbnail-item').length == 16")
+    seed = page.get_by_label("Seed (first of consecutive seeds)")
+    assert seed.input_value() == "42"
+
+
 def test_interpolate_shows_the_animation(page, tmp_path_factory):
     open_tab(page, "Interpolate")
     page.get_by_role("button", name="Interpolate", exact=True).click()
