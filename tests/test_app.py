@@ -349,35 +349,72 @@ def test_the_shipped_model_is_named_as_the_readme_calls_it(monkeypatch):
     assert 'client.predict("models/fashion-mnist"' in (REPO / "README.md").read_text()
 
 
+def start_app_process(command: list[str], tmp_path, env: dict):
+    """Start the app as its own process and wait until it answers; returns (process, client)."""
+    import subprocess
+    import time
+
+    from gradio_client import Client
+
+    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)  # its own process group: children stop with it
+    deadline = time.monotonic() + 180  # a generous bound for a busy machine, not a speed check
+    while True:
+        try:
+            return server, Client(f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/", verbose=False,
+                                  download_files=str(tmp_path / "dl"))
+        except Exception:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise AssertionError(server.stdout.read()[-3000:]) from None
+            time.sleep(0.5)
+
+
+def app_env(tmp_path, temp) -> dict:
+    from conftest import child_env
+
+    return {**child_env(), "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio"),
+            "QUIZ_DB": str(tmp_path / "quiz.sqlite"), "GRADIO_SERVER_PORT": str(free_port())}
+
+
+def test_gradio_reload_mode_finds_the_module_level_demo(tmp_path, model_dir):
+    """`gradio app.py`, as Spaces' developers run it, serves the same app (app.demo)."""
+    import os
+    import shutil
+    import signal
+    import sys
+    from pathlib import Path
+
+    from conftest import REPO
+
+    gradio_cli = Path(sys.executable).parent / "gradio"
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    shutil.copyfile(REPO / "app.py", tmp_path / "app.py")  # its folder is watched: a copy, away from the checkout
+    env = {**app_env(tmp_path, temp), "GAN_MODEL": str(model_dir), "PYTHONPATH": str(REPO)}
+    server, client = start_app_process([str(gradio_cli), "app.py"], tmp_path, env)
+    try:
+        assert len(client.predict(str(model_dir), "b", 3, 2, 1.0, api_name="/generate")[0]) == 2
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the CLI and the app process it runs
+        server.wait(timeout=60)
+
+
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
 def test_the_app_removes_its_scratch_folder_when_it_stops(tmp_path, model_dir, stop):
     """`python app.py` as a Space runs it: serve one request (which writes scratch files), stop it as a Space does
     (SIGTERM) or as a person does (Ctrl-C), and nothing of it is left in the temp folder."""
     import signal
-    import subprocess
     import sys
-    import time
 
-    from gradio_client import Client
-
-    from conftest import REPO, child_env
+    from conftest import REPO
 
     temp = tmp_path / "temp"
     temp.mkdir()
-    port = free_port()
-    env = {**child_env(), "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio"),
-           "QUIZ_DB": str(tmp_path / "quiz.sqlite")}
-    server = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--model", str(model_dir), "--port", str(port)],
-                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = app_env(tmp_path, temp)
+    server, client = start_app_process([sys.executable, str(REPO / "app.py"), "--model", str(model_dir),
+                                        "--port", env["GRADIO_SERVER_PORT"]], tmp_path, env)
     try:
-        deadline = time.monotonic() + 180  # a generous bound for a busy machine, not a speed check
-        while True:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"))
-                break
-            except Exception:
-                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()[-3000:]
-                time.sleep(0.5)
         assert len(client.predict(str(model_dir), "a", 0, 2, 1.0, api_name="/generate")[0]) == 2
         assert [p.name for p in temp.glob("gan-demo-*")]  # the scratch folder exists while serving
         server.send_signal(getattr(signal, stop))
