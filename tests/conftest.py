@@ -84,6 +84,15 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now, for an app a test starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def child_env(*, online: bool = False) -> dict[str, str]:
     """Environment for child processes: offline unless a test's local Hub is meant to be reached, unbuffered."""
     env = {**os.environ, "HF_HUB_OFFLINE": "0" if online else "1", "PYTHONUNBUFFERED": "1"}

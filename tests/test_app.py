@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_export
+from conftest import free_port, tiny_export
 from gan.demo import ALL_CLASSES, ModelRegistry, check_int, enlarge, generate_images, seed_range
 from gan.errors import GanError
 from gan.hub import load_generator
@@ -19,12 +18,6 @@ from gan.sampling import generate
 SECOND_CLASSES = ["x", "y", "z"]  # the second model's classes: class inputs must follow the chosen model
 METRICS = {"num_samples": 30, "truncation": 1.0, "class_accuracy": {"overall": 0.9}, "evaluator_test_accuracy": 0.92,
            "fd": 0.3, "fd_train_test": 0.05}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 
 import pytest
 from PIL import Image
 
-from conftest import tiny_export
+from conftest import free_port, tiny_export
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Skipped on a developer machine without Chromium, never in CI (.ci/run installs it; CI=true).
@@ -41,9 +40,7 @@ def app_url(tmp_path_factory):
     from gan.quiz import JudgmentStore
 
     demo = build_demo(ModelRegistry([str(folder)]), JudgmentStore(folder / "judgments.sqlite"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     serve(demo, prevent_thread_lock=True, server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
