@@ -102,8 +102,9 @@ def portable_path(value: str, folder: str) -> str:
 
 
 def portable_config(train: dict[str, Any]) -> dict[str, Any]:
-    """training_config.json without the absolute paths of the machine that trained (output folders, local data)."""
-    folders = {"output_dir": "runs", "dataset": "data", "evaluator": "evaluators", "init_from": "models",
+    """training_config.json without the absolute paths of the machine that trained (output folders, local data).
+    Local data becomes ./data/NAME: "data/NAME" would read as the Hub dataset of a user called "data"."""
+    folders = {"output_dir": "runs", "dataset": "./data", "evaluator": "evaluators", "init_from": "models",
                "resume": "runs"}
     return {k: portable_path(v, folders[k]) if k in folders and isinstance(v, str) else v for k, v in train.items()}
 

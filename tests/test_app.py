@@ -344,13 +344,20 @@ def test_the_shipped_model_is_named_as_the_readme_calls_it(monkeypatch):
 
 def start_app_process(command: list[str], tmp_path, env: dict):
     """Start the app as its own process and wait until it answers; returns (process, client)."""
+    import signal
     import subprocess
     import time
 
     from gradio_client import Client
 
+    def as_from_a_terminal():
+        # A test runner started in the background (CI) ignores SIGINT, and a child inherits that: give the app the
+        # default a person's terminal gives it, so Ctrl-C (SIGINT) means what it means there.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, start_new_session=True)  # its own process group: children stop with it
+                              text=True, start_new_session=True,  # its own process group: children stop with it
+                              preexec_fn=as_from_a_terminal)
     deadline = time.monotonic() + 180  # a generous bound for a busy machine, not a speed check
     while True:
         try:
