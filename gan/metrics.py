@@ -27,7 +27,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from .c2st import C2stSettings, c2st
-from .data import ImageData, balanced_subset, to_model_range
+from .data import ImageData, balanced_subset, portable_source, to_model_range
 from .errors import GanError
 from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, load_evaluator, predict,
                         train_evaluator)
@@ -292,7 +292,7 @@ def with_provenance(scores: dict[str, Any], *, model: str, dataset: str, referen
     """The scores with what a reader needs to trust and reproduce them, dataset and evaluator first."""
     return {
         "model": model,
-        "dataset": dataset,
+        "dataset": portable_source(dataset),
         "reference_split": reference_split,
         "train_split": train_split,
         "seeds": f"0..{scores['per_class'] - 1} for each class",

