@@ -29,6 +29,7 @@ from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, class_
                       generate_images, images_html, interpolation_frames, machine_judge, model_files, random_seed,
                       samples_caption, write_gif, write_grid, write_pngs)
 from gan.errors import GanError  # noqa: E402
+from gan.inference import set_threads_for_host  # noqa: E402
 from gan.sampling import MAX_SEED  # noqa: E402
 from gan.quiz import JudgmentStore, Quiz, stats, stats_chart, stats_table  # noqa: E402
 from gan.space import space_models  # noqa: E402
@@ -45,11 +46,18 @@ def shipped_model_source(name: str) -> str:
 
 
 DEFAULT_MODEL = shipped_model_source(SHIPPED_NAMES[0])
-MODEL_QUEUE = 2  # model events running at once: a 2-vCPU Space stays responsive, torch uses the cores per call
+# Model events in flight at once. Their forward passes do not compete: gan/batching.py runs one pass at a time on all
+# cores and merges whatever waits into the next one, so more events in flight means bigger, cheaper passes; the
+# rest of an event (PNG encoding, files) overlaps with the passes.
+MODEL_QUEUE = 16
 # Quiz images stay square at every width: a pair shrinks both images alike (never one more than the other, never out
 # of square: a stretched garment is a cue that has nothing to do with the model). Galleries drop to 4 columns on
 # phones, where 8 would make 40 px thumbnails.
 CSS = """
+.pixel-grid .image-container, .pixel-grid .image-container > button, .pixel-grid .image-frame {
+  width: 100%; height: auto !important; }
+.pixel-grid img { image-rendering: pixelated; width: 100% !important; height: auto !important; max-height: 75vh;
+                  object-fit: contain !important; }
 .quiz-images { display: flex; gap: 16px; justify-content: center; }
 .quiz-cell { margin: 0; text-align: center; flex: 0 1 224px; min-width: 0; }
 .quiz-image { display: block; width: 100%; max-width: 224px; height: auto; aspect-ratio: 1 / 1; object-fit: contain;
@@ -139,8 +147,8 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
     @user_errors
     def on_generate(model_name, class_choice, seed, count, truncation):
         model = registry.get(model_name)
-        images, grid = generate_images(model, class_choice, seed, count, truncation)
-        return write_pngs(images), str(write_grid(grid, model.generator.model_config.image_size))
+        grid = generate_images(model, class_choice, seed, count, truncation)
+        return str(write_grid(grid)), grid.layout(model.class_names)
 
     @user_errors
     def on_interpolate(model_name, start_class, start_seed, end_class, end_seed, steps, mode, truncation):
@@ -223,13 +231,16 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
                 truncation = checked_number(gr.Slider(0.05, 1.0, value=first.default_truncation, step=0.05,
                                                       label="Truncation ψ (lower: more typical, less varied)"))
             run = gr.Button("Generate", variant="primary")
-            gallery = gr.Gallery(label="Images", columns=8, format="png", object_fit="contain", height="auto",
-                                 elem_classes="gallery-grid")
-            grid_file = gr.File(label="Download the grid (PNG)")
+            # One PNG at the images' own resolution, enlarged by the page without smoothing (CSS): one small file
+            # per response. Its download button gives the exact pixels; the layout says which tile is which.
+            grid_image = gr.Image(label="Images (one row per class, or 8 to a row)", type="filepath", format="png",
+                                  interactive=False, buttons=["download", "fullscreen"], elem_classes="pixel-grid")
+            with gr.Accordion("Which image is which (tile layout)", open=False):
+                layout = gr.JSON(label="Tile layout")
             generate_inputs = [model_name, class_choice, seed, count, truncation]
             examples = [[registry.default, ALL_CLASSES, 0, 8, 1.0], [registry.default, names[-1], 42, 16, 0.7],
                         [registry.default, names[0], 7, 8, 0.5]]
-            gr.Examples(examples, generate_inputs, [gallery, grid_file], fn=on_generate, cache_examples=False,
+            gr.Examples(examples, generate_inputs, [grid_image, layout], fn=on_generate, cache_examples=False,
                         run_on_click=True, api_visibility="private", label="Examples (the default model)",
                         example_labels=[f"{c}: {n} from seed {s}, ψ {t}" for _, c, s, n, t in examples])
         with gr.Tab("Interpolate"):
@@ -285,9 +296,11 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
                 samples = gr.Image(samples_path, label=samples_caption(first), type="filepath")
                 timelapse = gr.Image(timelapse_path, label="Training timelapse", type="filepath", format="gif")
 
-        run.click(on_generate, generate_inputs, [gallery, grid_file], api_name="generate",
-                  api_description=f"Images of one class (seeds seed..seed+count-1) or of all classes, and the grid "
-                                  f"as a PNG. {class_api}", concurrency_limit=MODEL_QUEUE, concurrency_id="model")
+        run.click(on_generate, generate_inputs, [grid_image, layout], api_name="generate",
+                  api_description=f"Images of one class (seeds seed..seed+count-1, 8 to a row) or one row per class "
+                                  f"(seeds seed.., count per class), tiled into one PNG at their own resolution, and "
+                                  f"the tile layout (rows, columns, tile_size, padding; class and seed of each tile, "
+                                  f"row by row). {class_api}", concurrency_limit=MODEL_QUEUE, concurrency_id="model")
         dice.click(random_seed, None, seed, api_name="random_seed", queue=False)
         walk.click(on_interpolate, walk_inputs, [frames, animation], api_name="interpolate",
                    api_description=f"Frames from (class, seed) to (class, seed) and their GIF. {class_api}",
@@ -308,7 +321,7 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
                           [info, samples, timelapse, class_choice, start_class, end_class, truncation],
                           api_name="model_info",
                           api_description="A model's description and sample grids, and the class choices it takes.")
-    demo.queue(max_size=64, default_concurrency_limit=MODEL_QUEUE)
+    demo.queue(max_size=128, default_concurrency_limit=MODEL_QUEUE)
     return demo
 
 
@@ -382,6 +395,7 @@ def main() -> None:
     # so the scratch folder is removed and the quiz store closes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     limit_malloc_arenas()
+    set_threads_for_host()
     try:
         demo = globals()["demo"] = build_demo(ModelRegistry(model_sources(args.model)))
     except GanError as error:

@@ -25,6 +25,8 @@ import numpy as np
 from .card import read_json
 from .errors import GanError
 from .hub import DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, looks_like_local_path, resolve_model_folder
+from .batching import BatchedGenerator
+from .inference import optimize
 from .models import Discriminator, Generator
 from .sampling import (MAX_SEED, check_seed, check_truncation, generate, image_grid, interpolate, resolve_class,
                        save_gif, save_png)
@@ -42,11 +44,17 @@ class DemoModel:
 
     source: str  # what was asked for: a Hub repo id or a folder
     folder: Path  # where its files are on disk
-    generator: Generator
+    generator: Generator  # the model as trained (eval mode): for anything that needs its modules
     discriminator: Discriminator | None
     metrics: dict[str, Any] | None = None
     hub_url: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one forward pass at a time
+    # What serves images: the inference-optimised copy (gan/inference.py) behind a batcher that lets concurrent
+    # visitors share forward passes (gan/batching.py). Same pixels as `generator`, within one grey level.
+    fast: BatchedGenerator | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.fast is None:
+            self.fast = BatchedGenerator(optimize(self.generator), max_images=MAX_GRID_IMAGES)
 
     @property
     def class_names(self) -> list[str]:
@@ -71,7 +79,7 @@ def load_demo_model(source: str) -> DemoModel:
 
         hub_url = f"{constants.ENDPOINT}/{source}"
     model = DemoModel(source, folder, generator, discriminator, read_json(folder / "metrics.json"), hub_url)
-    generate(generator, [0], [0])  # warm-up: the first visitor should not pay for lazy initialisation
+    generate(model.fast, [0], [0])  # warm-up: the first visitor should not pay for lazy initialisation
     return model
 
 
@@ -124,9 +132,39 @@ def seed_range(seed: int, count: int) -> list[int]:
     return [(seed + i) % (MAX_SEED + 1) for i in range(count)]
 
 
+@dataclass
+class Grid:
+    """Generated images tiled row by row into one picture (one PNG serves them all), and what each tile is."""
+
+    image: np.ndarray  # (H, W, C) uint8
+    classes: list[int]  # per tile, row by row
+    seeds: list[int]
+    rows: int
+    columns: int
+    tile_size: int  # pixels of one image
+    padding: int  # pixels between tiles and around the grid
+
+    def layout(self, class_names: list[str]) -> dict[str, Any]:
+        """The tiles' positions and addresses, for API callers who cut the grid into images: tile i's top-left
+        corner is (padding + row * (tile_size + padding), padding + column * (tile_size + padding)), row-major."""
+        return {"rows": self.rows, "columns": self.columns, "tile_size": self.tile_size, "padding": self.padding,
+                "tiles": [{"class": class_names[c], "class_index": c, "seed": s}
+                          for c, s in zip(self.classes, self.seeds)]}
+
+    def tile_at(self, x: int, y: int) -> int | None:
+        """The index of the tile under pixel (x, y) of the grid image, or None for padding and outside."""
+        step = self.tile_size + self.padding
+        column, row = (x - self.padding) // step, (y - self.padding) // step
+        inside = (x - self.padding) % step < self.tile_size and (y - self.padding) % step < self.tile_size
+        if not (inside and 0 <= column < self.columns and 0 <= row < self.rows):
+            return None
+        index = row * self.columns + column
+        return index if index < len(self.classes) else None
+
+
 def generate_images(model: DemoModel, class_choice: object, seed: object, count: object,
-                    truncation: object) -> tuple[list[np.ndarray], np.ndarray]:
-    """Images of one class (seeds seed..seed+count-1), or a grid with one row per class; returns (images, grid)."""
+                    truncation: object) -> Grid:
+    """Images of one class (seeds seed..seed+count-1, 8 to a row), or one row per class (seeds seed..), as a Grid."""
     seed = check_seed(seed)
     count = check_int(count, 1, MAX_IMAGES, "the number of images")
     psi = check_truncation(truncation)
@@ -138,9 +176,10 @@ def generate_images(model: DemoModel, class_choice: object, seed: object, count:
     else:
         classes = [resolve_class(class_choice, model.class_names)] * count
         seeds, rows = seed_range(seed, count), math.ceil(count / min(count, 8))
-    with model.lock:
-        images = generate(model.generator, classes, seeds, psi)
-    return [enlarge(image) for image in images], image_grid(images, rows=rows)
+    images = generate(model.fast, classes, seeds, psi, batch_size=MAX_GRID_IMAGES)
+    padding = 2
+    return Grid(image_grid(images, rows=rows, padding=padding), classes, seeds, rows, -(-len(images) // rows),
+                images.shape[1], padding)
 
 
 def interpolation_frames(model: DemoModel, start_class: object, start_seed: object, end_class: object,
@@ -149,8 +188,7 @@ def interpolation_frames(model: DemoModel, start_class: object, start_seed: obje
     start = (resolve_class(start_class, model.class_names), check_seed(start_seed))
     end = (resolve_class(end_class, model.class_names), check_seed(end_seed))
     steps = check_int(steps, 2, MAX_FRAMES, "the number of steps")
-    with model.lock:
-        frames = interpolate(model.generator, start, end, steps, mode=str(mode), truncation=check_truncation(truncation))
+    frames = interpolate(model.fast, start, end, steps, mode=str(mode), truncation=check_truncation(truncation))
     return [enlarge(frame) for frame in frames]
 
 
@@ -215,9 +253,10 @@ def write_pngs(images: list[np.ndarray]) -> list[str]:
     return [str(write_png(image)) for image in images]
 
 
-def write_grid(grid: np.ndarray, image_size: int) -> Path:
-    """The grid as a PNG download, each image enlarged to about half the display size."""
-    return write_png(grid, scale=max(1, round(DISPLAY_SIZE / 2 / image_size)))
+def write_grid(grid: Grid) -> Path:
+    """The grid as a PNG at the images' own resolution (the page enlarges it without smoothing): one small file
+    per response, where a file per image cost each API client a download and a TLS context apiece."""
+    return write_png(grid.image)
 
 
 def write_gif(frames: list[np.ndarray], *, duration_ms: int = 120) -> Path:

@@ -9,6 +9,7 @@ typical, cleaner images, and images change smoothly as psi moves (BigGAN's trunc
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,9 +64,22 @@ def resolve_class(name_or_index: object, class_names: Sequence[str]) -> int:
     return index
 
 
+_streams = threading.local()
+
+
+def seeded_stream(seed: int) -> np.random.RandomState:
+    """This thread's RandomState, reseeded: the same stream as RandomState(seed) (reseeding also clears the cached
+    Gaussian), but ~1.5 us instead of ~100 us, which made seeds cost more than the forward pass of a served grid."""
+    rng = getattr(_streams, "rng", None)
+    if rng is None:
+        rng = _streams.rng = np.random.RandomState()
+    rng.seed(seed)
+    return rng
+
+
 def latent_from_seed(seed: int, latent_dim: int, truncation: float = 1.0) -> torch.Tensor:
     """The noise vector z (latent_dim,) of a seed: truncated standard normal scaled by psi."""
-    rng = np.random.RandomState(check_seed(seed))
+    rng = seeded_stream(check_seed(seed))
     z = rng.standard_normal(latent_dim)
     outside = np.abs(z) > TRUNCATION_BOUND
     while outside.any():

@@ -52,7 +52,11 @@ def app(model_dir, tmp_path_factory):
 
 
 def images_of(result) -> list[np.ndarray]:
-    return [np.asarray(Image.open(item["image"])) for item in result[0]]
+    """Cut /generate's grid PNG into its images, by the tile layout it returns beside it."""
+    grid, layout = np.asarray(Image.open(result[0])), result[1]
+    size, pad, step = layout["tile_size"], layout["padding"], layout["tile_size"] + layout["padding"]
+    return [grid[pad + (i // layout["columns"]) * step:][:size, pad + (i % layout["columns"]) * step:][:, :size]
+            for i in range(len(layout["tiles"]))]
 
 
 def test_every_event_has_an_api_name(app):
@@ -64,15 +68,16 @@ def test_every_event_has_an_api_name(app):
     assert [p["parameter_name"] for p in endpoints["/quiz_answer"]["parameters"]] == ["model_name", "round_id", "guess"]
 
 
-def test_generate_returns_the_images_asked_for_large_enough_to_see(app, model_dir):
+def test_generate_returns_one_png_of_the_images_asked_for_and_their_layout(app, model_dir):
     _, client, model, _ = app
     result = client.predict(model, "b", 10, 5, 0.8, api_name="/generate")
+    grid, layout = Image.open(result[0]), result[1]
+    assert grid.format == "PNG" and grid.size == (2 + 5 * 30, 2 + 30)  # one row of five 28 px images, 2 px apart
+    assert [(t["class"], t["class_index"], t["seed"]) for t in layout["tiles"]] == [("b", 1, s) for s in range(10, 15)]
     images = images_of(result)
-    assert len(images) == 5 and all(image.shape == (168, 168) for image in images)  # 28 px shown 6x
     expected = generate(load_generator(model_dir), [1] * 5, [10, 11, 12, 13, 14], 0.8)
-    assert (images[2][::6, ::6] == expected[2][..., 0]).all()  # the image of (class b, seed 12, psi 0.8)
-    grid = Image.open(result[1])
-    assert grid.format == "PNG"
+    # The served model is the optimised, batched copy: the same pixels within one grey level.
+    assert len(images) == 5 and all(np.abs(a.astype(int) - e[..., 0]).max() <= 1 for a, e in zip(images, expected))
 
 
 def test_equal_inputs_give_equal_images_and_other_seeds_differ(app):
@@ -88,8 +93,10 @@ def test_equal_inputs_give_equal_images_and_other_seeds_differ(app):
 def test_all_classes_gives_one_row_per_class(app):
     _, client, model, _ = app
     result = client.predict(model, ALL_CLASSES, 0, 4, 1.0, api_name="/generate")
-    assert len(result[0]) == 3 * 4
-    assert Image.open(result[1]).size[1] > Image.open(result[1]).size[0] * 0.5  # three rows of four
+    layout = result[1]
+    assert (layout["rows"], layout["columns"]) == (3, 4) and Image.open(result[0]).size == (2 + 4 * 30, 2 + 3 * 30)
+    assert [t["class"] for t in layout["tiles"]] == ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    assert [t["seed"] for t in layout["tiles"]] == [0, 1, 2, 3] * 3
 
 
 def test_interpolation_returns_frames_and_an_animated_gif(app, model_dir):
@@ -98,8 +105,8 @@ def test_interpolation_returns_frames_and_an_animated_gif(app, model_dir):
     assert len(frames) == 6
     animation = Image.open(gif)
     assert animation.format == "GIF" and animation.n_frames == 10  # forth and back
-    first = np.asarray(Image.open(frames[0]["image"]))
-    assert (first[::6, ::6] == generate(load_generator(model_dir), [0], [1])[0][..., 0]).all()
+    first = np.asarray(Image.open(frames[0]["image"])).astype(int)
+    assert np.abs(first[::6, ::6] - generate(load_generator(model_dir), [0], [1])[0][..., 0]).max() <= 1
 
 
 def test_model_info_describes_the_model_and_switches_models(app):
@@ -138,15 +145,15 @@ def test_bad_input_is_an_error_and_the_next_call_works(app, args, message):
     _, client, model, _ = app
     with pytest.raises(AppError, match=message):
         client.predict(model, *args, api_name="/generate")
-    assert len(client.predict(model, "a", 0, 2, 1.0, api_name="/generate")[0]) == 2
+    assert len(client.predict(model, "a", 0, 2, 1.0, api_name="/generate")[1]["tiles"]) == 2
 
 
 def test_class_inputs_take_exactly_the_chosen_models_classes(app, model_dir):
     from gradio_client.exceptions import AppError
 
     _, client, model, second = app
-    assert len(client.predict(second, "y", 3, 2, 1.0, api_name="/generate")[0]) == 2
-    assert len(client.predict(second, "2", 3, 2, 1.0, api_name="/generate")[0]) == 2  # an index works too
+    assert [t["class"] for t in client.predict(second, "y", 3, 2, 1.0, api_name="/generate")[1]["tiles"]] == ["y"] * 2
+    assert [t["class"] for t in client.predict(second, "2", 3, 2, 1.0, api_name="/generate")[1]["tiles"]] == ["z"] * 2
     with pytest.raises(AppError, match="unknown class 'b'; known classes: x, y, z"):
         client.predict(second, "b", 3, 2, 1.0, api_name="/generate")
     frames, _ = client.predict(second, "x", 1, "z", 2, 3, "slerp", 1.0, api_name="/interpolate")
@@ -205,9 +212,12 @@ def test_concurrent_clients_all_get_their_images(app):
     _, client, model, _ = app
     jobs = [client.submit(model, "c", seed, 4, 1.0, api_name="/generate") for seed in range(8)]  # queued at once
     results = [job.result(timeout=120) for job in jobs]
-    assert all(len(result[0]) == 4 for result in results)
-    firsts = {np.asarray(Image.open(result[0][0]["image"])).tobytes() for result in results}
-    assert len(firsts) == 8  # each client got its own seed's images
+    assert [[t["seed"] for t in result[1]["tiles"]] for result in results] == [list(range(s, s + 4)) for s in range(8)]
+    # Each client got its own seeds' images (their forward passes may have been shared): seed s+1 is the second
+    # image of seed s's request and the first of seed s+1's.
+    images = [images_of(result) for result in results]
+    assert all((images[s][1] == images[s + 1][0]).all() and not (images[s][0] == images[s + 1][0]).all()
+               for s in range(7))
 
 
 def test_random_seed_button_gives_a_seed(app):
@@ -220,8 +230,10 @@ def test_random_seed_button_gives_a_seed(app):
 
 def test_service_validates_and_caps(model_dir):
     model = ModelRegistry([str(model_dir)]).get(None)
-    images, grid = generate_images(model, ALL_CLASSES, 2**32 - 1, 64, 1.0)
-    assert len(images) == 3 * 64 and grid.shape[0] == 3 * 30 + 2
+    grid = generate_images(model, ALL_CLASSES, 2**32 - 1, 64, 1.0)
+    assert len(grid.seeds) == 3 * 64 and grid.image.shape[0] == 3 * 30 + 2 and grid.seeds[:2] == [2**32 - 1, 0]
+    assert grid.tile_at(2, 2) == 0 and grid.tile_at(2 + 30 + 27, 2 + 30) == 64 + 1 and grid.tile_at(1, 5) is None
+    assert grid.tile_at(30, 5) is None and grid.tile_at(2, 3 * 30 + 1) is None  # padding, below the last row
     assert seed_range(2**32 - 1, 3) == [2**32 - 1, 0, 1]
     with pytest.raises(GanError, match="unknown model"):
         ModelRegistry([str(model_dir)]).get("other")
@@ -394,7 +406,7 @@ def test_gradio_reload_mode_finds_the_module_level_demo(tmp_path, model_dir):
     env = {**app_env(tmp_path, temp), "GAN_MODEL": str(model_dir), "PYTHONPATH": str(REPO)}
     server, client = start_app_process([str(gradio_cli), "app.py"], tmp_path, env)
     try:
-        assert len(client.predict(str(model_dir), "b", 3, 2, 1.0, api_name="/generate")[0]) == 2
+        assert len(client.predict(str(model_dir), "b", 3, 2, 1.0, api_name="/generate")[1]["tiles"]) == 2
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the CLI and the app process it runs
         server.wait(timeout=60)
@@ -415,7 +427,7 @@ def test_the_app_removes_its_scratch_folder_when_it_stops(tmp_path, model_dir, s
     server, client = start_app_process([sys.executable, str(REPO / "app.py"), "--model", str(model_dir),
                                         "--port", env["GRADIO_SERVER_PORT"]], tmp_path, env)
     try:
-        assert len(client.predict(str(model_dir), "a", 0, 2, 1.0, api_name="/generate")[0]) == 2
+        assert len(client.predict(str(model_dir), "a", 0, 2, 1.0, api_name="/generate")[1]["tiles"]) == 2
         assert [p.name for p in temp.glob("gan-demo-*")]  # the scratch folder exists while serving
         server.send_signal(getattr(signal, stop))
         server.wait(timeout=120)

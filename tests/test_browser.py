@@ -87,20 +87,27 @@ def assert_square(boxes, smallest: float) -> None:
         assert abs(width - height) <= 1 and width >= smallest, boxes
 
 
+GRID_IMAGE = ".pixel-grid img[src*='.png']"
+
+
+def grid_size(page) -> tuple[int, int]:
+    return tuple(page.locator(GRID_IMAGE).first.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
+
+
 def test_generate_shows_the_images(page, tmp_path_factory):
     open_tab(page, "Generate")
     page.get_by_role("button", name="Generate", exact=True).click()
-    images = page.locator(".gallery img, [data-testid='gallery'] img, button.thumbnail-item img")
-    images.first.wait_for()
-    page.wait_for_function("document.querySelectorAll('img[src*=\"image.png\"], img[src*=\".png\"]').length >= 8")
-    count = page.locator("img[src*='.png']").count()
-    assert count >= 8  # the default: 8 images per class for "All classes" (3 classes)
-    natural = page.locator("img[src*='.png']").first.evaluate("img => img.naturalWidth")
-    assert natural >= 112  # 28 px images are sent enlarged, not left to the browser to blur
-    thumbnails = page.locator(".gallery-grid .thumbnail-item")
-    assert_square(rendered_boxes(thumbnails), smallest=60)  # 4 columns on a phone, 8 on a desktop
-    columns = len({round(x) for x in thumbnails.evaluate_all("els => els.map(e => e.getBoundingClientRect().x)")})
-    assert columns == (4 if page.viewport_name == "phone" else 8)
+    page.locator(GRID_IMAGE).first.wait_for()
+    page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
+                           "return i && i.complete && i.naturalWidth > 0; })()")
+    # The default: 8 images per class for "All classes" (3 classes), one PNG of 28 px tiles 2 px apart...
+    assert grid_size(page) == (2 + 8 * 30, 2 + 3 * 30)
+    grid = page.locator(GRID_IMAGE).first
+    # ...enlarged by the page with crisp pixels, not blurred, and within the screen.
+    assert grid.evaluate("img => getComputedStyle(img).imageRendering") == "pixelated"
+    width, height = rendered_boxes(grid)[0]
+    scale = min(width / 242, height / 92)  # of the picture inside the box (object-fit: contain)
+    assert scale >= 1.3, (width, height)
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[page.viewport_name]["width"]
     page.screenshot(path=str(shots(tmp_path_factory) / f"generate-{page.viewport_name}.png"), full_page=True)
 
@@ -108,7 +115,9 @@ def test_generate_shows_the_images(page, tmp_path_factory):
 def test_an_example_fills_the_inputs_and_runs(page):
     open_tab(page, "Generate")
     page.get_by_text("c: 16 from seed 42, ψ 0.7").click()
-    page.wait_for_function("document.querySelectorAll('.gallery-grid .thumbnail-item').length == 16")
+    # 16 images of one class: two rows of eight.
+    page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
+                           "return i && i.complete && i.naturalHeight == 62; })()")
     seed = page.get_by_label("Seed (first of consecutive seeds)")
     assert seed.input_value() == "42"
 

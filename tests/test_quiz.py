@@ -162,7 +162,7 @@ def test_every_round_does_the_same_work_whatever_the_answer(model):
     quiz = Quiz(model, None, rng_seed=3)
     session = quiz.new_session()
     calls = []
-    hooks = [model.generator.register_forward_hook(lambda m, args, out: calls.append(("G", len(args[0])))),
+    hooks = [model.fast.register_forward_hook(lambda m, args, out: calls.append(("G", len(args[0])))),
              model.discriminator.register_forward_hook(lambda m, args, out: calls.append(("D", len(args[0]))))]
     try:
         work = {}

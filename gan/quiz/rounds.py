@@ -192,9 +192,8 @@ class Quiz:
                     session._seen_reals.add(real_index)
         # The same work for every round: one fake generated, D on the real and the fake image in one batch.
         real = self._pool[real_index]
-        with self.model.lock:
-            fake = generate(self.model.generator, [class_index], [seed], self.truncation)[0]  # (H, W, C)
-            d_real, d_fake = self._realness(np.stack([real, fake]), class_index)
+        fake = generate(self.model.fast, [class_index], [seed], self.truncation)[0]  # (H, W, C), batched with others
+        d_real, d_fake = self._realness(np.stack([real, fake]), class_index)
         shown = [real if kind == "real" else fake for kind in kinds]
         images = tuple(encode_image(image) for image in shown)
         secret = _Round(secrets.token_urlsafe(16), mode, kinds, class_index, seed, self.truncation,
