@@ -1,11 +1,12 @@
-"""Generation speed: model time for 1, 16 and 64 images at 28, 32 and 64 px, default widths.
+"""Generation speed: model time of the eager generator and of the served, optimised one, in the same run.
 
     python bench/generation.py [--sizes 28 32 64] [--counts 1 16 64] [--threads 2] [--repeats 30] [--quick]
         [--out bench/results/generation_cpu.json]
 
 "Model time" is what `gan.sampling.generate` spends from seeds to uint8 pixels (noise, the generator in eval mode,
-conversion), median and best of --repeats after warm-up; the app adds PNG encoding and HTTP on top. Weights are
-freshly initialised: the time does not depend on their values. Reports, never asserts.
+conversion). The two models take turns call by call, so both see the same machine load; median and best of
+--repeats after warm-up. 28 px uses the shipped Fashion-MNIST model, other sizes a freshly initialised generator of
+the default width (time does not depend on weight values). Reports, never asserts.
 """
 
 from __future__ import annotations
@@ -18,37 +19,63 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from bench.report import report  # noqa: E402
 
 from gan.config import ModelConfig  # noqa: E402
+from gan.hub import load_generator  # noqa: E402
+from gan.inference import optimize  # noqa: E402
 from gan.models import Generator  # noqa: E402
 from gan.sampling import generate  # noqa: E402
 
+SHIPPED_28 = REPO / "models" / "fashion-mnist"
 
-def measure(size: int, count: int, repeats: int, width: int) -> dict:
-    config = ModelConfig(image_size=size, channels=1 if size == 28 else 3, g_width=width)
-    generator = Generator(config).eval()
-    classes, seeds = [i % config.num_classes for i in range(count)], list(range(count))
-    for _ in range(3):
-        generate(generator, classes, seeds)  # warm-up: allocator and kernel selection
-    times = []
+
+def generator_for(size: int, width: int) -> Generator:
+    if size == 28 and SHIPPED_28.is_dir():
+        return load_generator(SHIPPED_28)
+    return Generator(ModelConfig(image_size=size, channels=1 if size == 28 else 3, g_width=width)).eval()
+
+
+def paired_times(models: dict[str, torch.nn.Module], count: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per `generate` call of `count` images for each model, taking turns."""
+    num_classes = next(iter(models.values())).model_config.num_classes
+    classes, seeds = [i % num_classes for i in range(count)], list(range(count))
+    for model in models.values():
+        for _ in range(3):
+            generate(model, classes, seeds)  # warm-up: allocator, oneDNN kernel selection
+    times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(repeats):
-        start = time.perf_counter()
-        generate(generator, classes, seeds)
-        times.append(time.perf_counter() - start)
-    return {"image_size": size, "channels": config.channels, "images": count, "width": width,
-            "median_ms": round(statistics.median(times) * 1000, 2), "best_ms": round(min(times) * 1000, 2),
-            "images_per_s": round(count / statistics.median(times), 1),
-            "parameters": sum(p.numel() for p in generator.parameters())}
+        for name, model in models.items():
+            start = time.perf_counter()
+            generate(model, classes, seeds)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def measure(size: int, counts: list[int], repeats: int, width: int) -> list[dict]:
+    eager = generator_for(size, width)
+    models = {"eager": eager, "optimised": optimize(eager)}
+    rows = []
+    for count in counts:
+        times = paired_times(models, count, repeats)
+        row = {"image_size": size, "channels": eager.model_config.channels, "images": count,
+               "parameters": sum(p.numel() for p in eager.parameters())}
+        for name, values in times.items():
+            row[f"{name}_median_ms"] = round(statistics.median(values) * 1000, 2)
+            row[f"{name}_best_ms"] = round(min(values) * 1000, 2)
+        row["speedup"] = round(row["eager_median_ms"] / row["optimised_median_ms"], 2)
+        rows.append(row)
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[28, 32, 64])
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--width", type=int, default=32, help="generator width (the default is 32)")
+    parser.add_argument("--width", type=int, default=32, help="generator width of the unshipped sizes (default 32)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="2 repeats: checks the benchmark runs")
@@ -57,8 +84,8 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
-    results = {"threads": torch.get_num_threads(), "torch": torch.__version__, "device": "cpu",
-               "runs": [measure(size, count, repeats, args.width) for size in args.sizes for count in args.counts]}
+    results = {"threads": torch.get_num_threads(), "torch": torch.__version__, "device": "cpu", "repeats": repeats,
+               "runs": [row for size in args.sizes for row in measure(size, args.counts, repeats, args.width)]}
     report(results, args.out)
     return 0
 

@@ -24,11 +24,17 @@ def test_training_throughput_benchmark_runs(tmp_path):
 
 
 def test_app_benchmark_runs(tmp_path):
-    out = tmp_path / "app.json"
-    result = run([sys.executable, str(REPO / "bench" / "app_latency.py"), "--quick", "--out", str(out)], timeout=300)
+    out, png = tmp_path / "app.json", tmp_path / "app.png"
+    result = run([sys.executable, str(REPO / "bench" / "app_latency.py"), "--quick", "--clients", "1", "2",
+                  "--out", str(out), "--plot", str(png)], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(out.read_text())
-    assert results["cold_start_s"] > 0 and len(results["throughput"]) == 2
+    assert results["cold_start_s"] > 0 and results["rss_at_end_mb"] > 0
+    assert [(r["endpoint"], r["clients"]) for r in results["load"]] == [
+        ("/generate", 1), ("/generate", 2), ("/quiz_round", 1), ("/quiz_round", 2)]
+    assert all(r["requests"] >= 2 and r["p95_ms"] >= r["p50_ms"] > 0 for r in results["load"])
+    assert results["model_time_64"]["eager_median_ms"] > 0 and results["model_time_64"]["optimised_median_ms"] > 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.skipif(not Path(FASHION_MNIST).is_dir(), reason="needs Debian's dataset-fashion-mnist")
@@ -56,7 +62,7 @@ def test_generation_benchmark_runs(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     runs = json.loads(out.read_text())["runs"]
     assert [(r["image_size"], r["images"]) for r in runs] == [(28, 1), (28, 4), (32, 1), (32, 4)]
-    assert all(r["median_ms"] > 0 for r in runs)
+    assert all(r["eager_median_ms"] > 0 and r["optimised_median_ms"] > 0 for r in runs)
 
 
 def test_realism_curves_read_a_runs_evaluations(tmp_path):
