@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from gan.extras import require_extra
@@ -25,13 +26,13 @@ require_extra("app", "app.py")  # before gradio is imported: one line naming wha
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, ModelRegistry, class_index_list, describe,  # noqa: E402
-                      generate_images, images_html, interpolation_frames, machine_judge, model_files, random_seed,
-                      samples_caption, write_gif, write_grid, write_pngs)
+from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegistry, class_index_list,  # noqa: E402
+                      describe, generate_images, images_html, interpolation_frames, machine_judge, model_files,
+                      random_seed, samples_caption, write_gif, write_grid, write_pngs)
 from gan.errors import GanError  # noqa: E402
 from gan.inference import set_threads_for_host  # noqa: E402
 from gan.sampling import MAX_SEED  # noqa: E402
-from gan.quiz import JudgmentStore, Quiz, stats, stats_chart, stats_table  # noqa: E402
+from gan.quiz import JudgmentStore, QuizRegistry, stats, stats_chart, stats_table  # noqa: E402
 from gan.space import space_models  # noqa: E402
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
@@ -117,63 +118,119 @@ def user_errors(function):
     return wrapper
 
 
-class QuizRegistry:
-    """One quiz per model, sharing one judgment store; a model without a real-image pool has no quiz."""
+@dataclass
+class Page:
+    """What every tab's builder needs: the models, the picker, and the first model (loaded before visitors come)."""
 
-    def __init__(self, registry: ModelRegistry, store: JudgmentStore):
-        self.registry, self.store = registry, store
-        self._quizzes: dict[str, Quiz] = {}
-        self._lock = threading.Lock()
+    registry: ModelRegistry
+    model_name: gr.Dropdown
+    first: DemoModel
 
-    def get(self, name: str | None) -> Quiz:
-        name = name or self.registry.default
-        with self._lock:
-            if name not in self._quizzes:
-                self._quizzes[name] = Quiz(self.registry.get(name), self.store, model_id=name)
-            return self._quizzes[name]
+    @property
+    def class_api(self) -> str:
+        return (f"Class inputs take a class name or index of the chosen model (/model_info lists its classes); "
+                f"the default model's: {class_index_list(self.first)}.")
+
+    def examples_of_default(self, examples, inputs, outputs, fn, labels) -> gr.Examples:
+        return gr.Examples(examples, inputs, outputs, fn=fn, cache_examples=False, run_on_click=True,
+                           api_visibility="private", label="Examples (the default model)", example_labels=labels)
 
 
-def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> gr.Blocks:
-    """Lay out the page and wire every event (each with an api_name) to gan/demo.py and gan/quiz."""
-    first = registry.get(registry.default)  # loaded once, before the first visitor arrives
-    names = first.class_names
-    class_choices = [ALL_CLASSES, *names]
-    store = store or JudgmentStore()
-    store.start_hub_sync()  # only with QUIZ_DATASET_REPO and HF_TOKEN set; never at import time
-    quizzes = QuizRegistry(registry, store)
-    class_api = (f"Class inputs take a class name or index of the chosen model (/model_info lists its classes); "
-                 f"the default model's: {class_index_list(first)}.")
+def class_dropdown(choices, value, label) -> gr.Dropdown:
+    # allow_custom_value: Gradio would check API values against the choices of the page's first model; the
+    # handlers check them against the chosen model instead (names or indices).
+    return gr.Dropdown(choices, value=value, label=label, allow_custom_value=True)
+
+
+def seed_input(value, label) -> gr.Number:
+    return checked_number(gr.Number(value=value, minimum=0, maximum=MAX_SEED, step=1, precision=0, label=label),
+                          whole=True)
+
+
+def truncation_slider(value, label="Truncation ψ (lower: more typical, less varied)") -> gr.Slider:
+    return checked_number(gr.Slider(0.05, 1.0, value=value, step=0.05, label=label))
+
+
+def model_event(trigger, fn, inputs, outputs, api_name, description) -> None:
+    """An event that runs the generator: in the shared "model" queue, whose passes gan/batching.py merges."""
+    trigger(fn, inputs, outputs, api_name=api_name, api_description=description, concurrency_limit=MODEL_QUEUE,
+            concurrency_id="model")
+
+
+def generate_tab(page: Page) -> dict:
+    """Images of a class (or of every class) from consecutive seeds, as one grid."""
 
     @user_errors
     def on_generate(model_name, class_choice, seed, count, truncation):
-        model = registry.get(model_name)
+        model = page.registry.get(model_name)
         grid = generate_images(model, class_choice, seed, count, truncation)
         return str(write_grid(grid)), grid.layout(model.class_names)
 
+    names = page.first.class_names
+    with gr.Row():
+        class_choice = class_dropdown([ALL_CLASSES, *names], ALL_CLASSES, "Class")
+        seed = seed_input(0, "Seed (first of consecutive seeds)")
+        dice = gr.Button("Random seed", scale=0)
+    with gr.Row():
+        count = checked_number(gr.Slider(1, MAX_IMAGES, value=8, step=1, label="Images (per class for all classes)"),
+                               whole=True)
+        truncation = truncation_slider(page.first.default_truncation)
+    run = gr.Button("Generate", variant="primary")
+    # One PNG at the images' own resolution, enlarged by the page without smoothing (CSS): one small file per
+    # response. Its download button gives the exact pixels; the layout says which tile is which.
+    grid_image = gr.Image(label="Images (one row per class, or 8 to a row)", type="filepath", format="png",
+                          interactive=False, buttons=["download", "fullscreen"], elem_classes="pixel-grid")
+    with gr.Accordion("Which image is which (tile layout)", open=False):
+        layout = gr.JSON(label="Tile layout")
+    inputs, outputs = [page.model_name, class_choice, seed, count, truncation], [grid_image, layout]
+    default = page.registry.default
+    examples = [[default, ALL_CLASSES, 0, 8, 1.0], [default, names[-1], 42, 16, 0.7], [default, names[0], 7, 8, 0.5]]
+    page.examples_of_default(examples, inputs, outputs, on_generate,
+                             [f"{c}: {n} from seed {s}, ψ {t}" for _, c, s, n, t in examples])
+    model_event(run.click, on_generate, inputs, outputs, "generate",
+                f"Images of one class (seeds seed..seed+count-1, 8 to a row) or one row per class (seeds seed.., "
+                f"count per class), tiled into one PNG at their own resolution, and the tile layout (rows, columns, "
+                f"tile_size, padding; class and seed of each tile, row by row). {page.class_api}")
+    dice.click(random_seed, None, seed, api_name="random_seed", queue=False)
+    return {"class_choice": class_choice, "truncation": truncation, "grid_image": grid_image, "layout": layout}
+
+
+def interpolate_tab(page: Page) -> dict:
+    """A walk from one (class, seed) to another: frames and their GIF."""
+
     @user_errors
     def on_interpolate(model_name, start_class, start_seed, end_class, end_seed, steps, mode, truncation):
-        frames = interpolation_frames(registry.get(model_name), start_class, start_seed, end_class, end_seed,
+        frames = interpolation_frames(page.registry.get(model_name), start_class, start_seed, end_class, end_seed,
                                       steps, mode, truncation)
         return write_pngs(frames), str(write_gif(frames))
 
-    @user_errors
-    def on_model(model_name, class_value=None, start_value=None, end_value=None):
-        """Show a model and offer exactly its classes, keeping the chosen ones where the new model has them (an
-        example that sets the model and a class at once keeps its class)."""
-        model = registry.get(model_name)
-        samples, timelapse = model_files(model)
-        names = model.class_names
+    names = page.first.class_names
+    with gr.Row():
+        start_class = class_dropdown(names, names[0], "From class")
+        start_seed = seed_input(0, "From seed")
+        end_class = class_dropdown(names, names[-1], "To class")
+        end_seed = seed_input(1, "To seed")
+    with gr.Row():
+        steps = checked_number(gr.Slider(2, MAX_FRAMES, value=16, step=1, label="Steps"), whole=True)
+        mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path through the noise")
+        truncation = truncation_slider(page.first.default_truncation, "Truncation ψ")
+    walk = gr.Button("Interpolate", variant="primary")
+    animation = gr.Image(label="Animation", type="filepath", format="gif", height=320)
+    frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain", height="auto",
+                        elem_classes="gallery-grid")
+    inputs = [page.model_name, start_class, start_seed, end_class, end_seed, steps, mode, truncation]
+    default = page.registry.default
+    examples = [[default, names[0], 0, names[-1], 1, 16, "slerp", 1.0],
+                [default, names[1], 3, names[1], 4, 24, "lerp", 0.8]]
+    page.examples_of_default(examples, inputs, [frames, animation], on_interpolate,
+                             [f"{a} seed {s} → {b} seed {e}, {n} steps, {m}" for _, a, s, b, e, n, m, _ in examples])
+    model_event(walk.click, on_interpolate, inputs, [frames, animation], "interpolate",
+                f"Frames from (class, seed) to (class, seed) and their GIF. {page.class_api}")
+    return {"start_class": start_class, "end_class": end_class}
 
-        def keep(value, default):
-            return value if value in names or value == ALL_CLASSES and default == ALL_CLASSES else default
 
-        def classes(choices, value):
-            return gr.update(choices=choices, value=value)
-
-        return (describe(model), gr.update(value=samples, label=samples_caption(model)), timelapse,
-                classes([ALL_CLASSES, *names], keep(class_value, ALL_CLASSES)),
-                classes(names, keep(start_value, names[0])), classes(names, keep(end_value, names[-1])),
-                model.default_truncation)
+def quiz_tab(page: Page, quizzes: QuizRegistry) -> None:
+    """Fake or real? Rounds, answers and the score, all kept on the server (gr.State)."""
 
     @user_errors
     def on_round(model_name, mode, session):
@@ -182,9 +239,9 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
         view = quiz.next_round(session, mode)
         single = view.mode == "single"
         labels = () if single else ("left", "right")
-        return (session, view.round_id, images_html(view.images, labels=labels), f"**Round {view.number}.** {view.prompt}",
-                gr.update(visible=single), gr.update(visible=single), gr.update(visible=not single),
-                gr.update(visible=not single), "")
+        return (session, view.round_id, images_html(view.images, labels=labels),
+                f"**Round {view.number}.** {view.prompt}", gr.update(visible=single), gr.update(visible=single),
+                gr.update(visible=not single), gr.update(visible=not single), "")
 
     @user_errors
     def on_answer(model_name, round_id, guess, session):
@@ -192,135 +249,114 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
         session = quiz.ensure_session(session)
         return session, quiz.answer(session, round_id, guess).message
 
-    def answer_with(guess):
-        return lambda model_name, round_id, session: on_answer(model_name, round_id, guess, session)
+    gr.Markdown("Can you tell the model's images from real ones? Real images come from a held-out test set the model "
+                "never saw. After each guess you see the truth and the discriminator's verdict.")
+    session = gr.State(None)  # the visitor's score and the round's answer: on the server only
+    with gr.Row():
+        quiz_mode = gr.Radio(QUIZ_MODES, value="single", label="Mode")
+        new_round = gr.Button("New round", variant="primary")
+    round_id = gr.Textbox(visible=False, label="Round id")  # which round a guess answers (not secret)
+    prompt = gr.Markdown(label="Prompt")
+    shown = gr.HTML(label="Images")
+    with gr.Row():
+        buttons = {"real": gr.Button("Real", visible=False), "fake": gr.Button("Fake", visible=False),
+                   "left": gr.Button("Left is real", visible=False), "right": gr.Button("Right is real", visible=False)}
+    feedback = gr.Markdown(label="Result")
+    guess = gr.Textbox(visible=False, label="Guess")
+    api_answer = gr.Button(visible=False)  # the API's way to answer: /quiz_answer(model, round_id, guess)
+    outputs = [session, round_id, shown, prompt, *buttons.values(), feedback]
+    new_round.click(on_round, [page.model_name, quiz_mode, session], outputs, api_name="quiz_round",
+                    concurrency_limit=MODEL_QUEUE, concurrency_id="model")
+    for value, button in buttons.items():
+        button.click(functools.partial(lambda value, name, rid, state: on_answer(name, rid, value, state), value),
+                     [page.model_name, round_id, session], [session, feedback], api_visibility="private")
+    api_answer.click(on_answer, [page.model_name, round_id, guess, session], [session, feedback],
+                     api_name="quiz_answer")
+
+
+def stats_tab(page: Page, store: JudgmentStore, tab: gr.Tab) -> None:
+    """People's error rates beside the machine judge's, refreshed on opening the tab."""
 
     @user_errors
     def on_stats(model_name):
         results = stats(store)
         chart = pd.DataFrame(stats_chart(results), columns=["model", "metric", "value", "low", "high"])
         note = "" if store.saving else f"\n\n**Results are not being saved right now**: {store.problem}"
-        summary = (f"{machine_judge(registry.get(model_name))}\n\n"
+        summary = (f"{machine_judge(page.registry.get(model_name))}\n\n"
                    f"{sum(r['judgments'] for r in results)} judgments from {sum(r['sessions'] for r in results)} "
                    f"sessions. {results[0]['interval'] if results else ''}{note}")
         return summary, stats_table(results), chart.dropna(subset=["value"])
 
-    def class_dropdown(choices, value, label):
-        # allow_custom_value: Gradio would check API values against the choices of the page's first model; the
-        # handlers check them against the chosen model instead (names or indices).
-        return gr.Dropdown(choices, value=value, label=label, allow_custom_value=True)
+    summary = gr.Markdown(label="Summary")
+    refresh = gr.Button("Refresh")
+    table = gr.Dataframe(label="Human error rate (HYPE∞ style), fooling and miss rates, 95% intervals")
+    plot = gr.BarPlot(x="metric", y="value", color="model", y_lim=[0, 1], label="Rates")
+    refresh.click(on_stats, page.model_name, [summary, table, plot], api_name="quiz_stats")
+    tab.select(on_stats, page.model_name, [summary, table, plot], api_visibility="private")
 
-    def seed_input(value, label):
-        return checked_number(gr.Number(value=value, minimum=0, maximum=MAX_SEED, step=1, precision=0, label=label),
-                              whole=True)
 
+def model_tab(page: Page) -> dict:
+    """The model's description, measured quality, samples and training timelapse."""
+    info = gr.Markdown(describe(page.first), label="Model description")
+    samples_path, timelapse_path = model_files(page.first)
+    with gr.Row():
+        samples = gr.Image(samples_path, label=samples_caption(page.first), type="filepath")
+        timelapse = gr.Image(timelapse_path, label="Training timelapse", type="filepath", format="gif")
+    return {"info": info, "samples": samples, "timelapse": timelapse}
+
+
+def wire_model_picker(page: Page, generate: dict, interpolate: dict, model: dict) -> None:
+    """Switching models shows the new one and offers exactly its classes, keeping the chosen ones where the new model
+    has them (an example that sets the model and a class at once keeps its class)."""
+
+    @user_errors
+    def on_model(model_name, class_value=None, start_value=None, end_value=None):
+        chosen = page.registry.get(model_name)
+        samples, timelapse = model_files(chosen)
+        names = chosen.class_names
+
+        def keep(value, default):
+            return value if value in names or value == ALL_CLASSES and default == ALL_CLASSES else default
+
+        def classes(choices, value):
+            return gr.update(choices=choices, value=value)
+
+        return (describe(chosen), gr.update(value=samples, label=samples_caption(chosen)), timelapse,
+                classes([ALL_CLASSES, *names], keep(class_value, ALL_CLASSES)),
+                classes(names, keep(start_value, names[0])), classes(names, keep(end_value, names[-1])),
+                chosen.default_truncation)
+
+    page.model_name.change(
+        on_model, [page.model_name, generate["class_choice"], interpolate["start_class"], interpolate["end_class"]],
+        [model["info"], model["samples"], model["timelapse"], generate["class_choice"], interpolate["start_class"],
+         interpolate["end_class"], generate["truncation"]],
+        api_name="model_info",
+        api_description="A model's description and sample grids, and the class choices it takes.")
+
+
+def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> gr.Blocks:
+    """Lay out the page, one builder per tab; every event has an api_name and calls gan/ (demo, quiz)."""
+    first = registry.get(registry.default)  # loaded once, before the first visitor arrives
+    store = store or JudgmentStore()
+    store.start_hub_sync()  # only with QUIZ_DATASET_REPO and HF_TOKEN set; never at import time
     # Gradio's own file cache is emptied of files older than 15 minutes (time enough to download a grid), every two:
     # at ~8 files a call, a one-hour age kept up to 350,000 files and their paths in memory at full load.
     with gr.Blocks(title="Class-conditional GAN", delete_cache=(120, 900)) as demo:
         gr.Markdown("# Class-conditional GAN\nPick a class and a seed: the same choice always draws the same image.")
         model_name = gr.Dropdown(registry.sources, value=registry.default, label="Model",
                                  visible=len(registry.sources) > 1)
+        page = Page(registry, model_name, first)
         with gr.Tab("Generate"):
-            with gr.Row():
-                class_choice = class_dropdown(class_choices, ALL_CLASSES, "Class")
-                seed = seed_input(0, "Seed (first of consecutive seeds)")
-                dice = gr.Button("Random seed", scale=0)
-            with gr.Row():
-                count = checked_number(gr.Slider(1, MAX_IMAGES, value=8, step=1,
-                                                 label="Images (per class for all classes)"), whole=True)
-                truncation = checked_number(gr.Slider(0.05, 1.0, value=first.default_truncation, step=0.05,
-                                                      label="Truncation ψ (lower: more typical, less varied)"))
-            run = gr.Button("Generate", variant="primary")
-            # One PNG at the images' own resolution, enlarged by the page without smoothing (CSS): one small file
-            # per response. Its download button gives the exact pixels; the layout says which tile is which.
-            grid_image = gr.Image(label="Images (one row per class, or 8 to a row)", type="filepath", format="png",
-                                  interactive=False, buttons=["download", "fullscreen"], elem_classes="pixel-grid")
-            with gr.Accordion("Which image is which (tile layout)", open=False):
-                layout = gr.JSON(label="Tile layout")
-            generate_inputs = [model_name, class_choice, seed, count, truncation]
-            examples = [[registry.default, ALL_CLASSES, 0, 8, 1.0], [registry.default, names[-1], 42, 16, 0.7],
-                        [registry.default, names[0], 7, 8, 0.5]]
-            gr.Examples(examples, generate_inputs, [grid_image, layout], fn=on_generate, cache_examples=False,
-                        run_on_click=True, api_visibility="private", label="Examples (the default model)",
-                        example_labels=[f"{c}: {n} from seed {s}, ψ {t}" for _, c, s, n, t in examples])
+            generate = generate_tab(page)
         with gr.Tab("Interpolate"):
-            with gr.Row():
-                start_class = class_dropdown(names, names[0], "From class")
-                start_seed = seed_input(0, "From seed")
-                end_class = class_dropdown(names, names[-1], "To class")
-                end_seed = seed_input(1, "To seed")
-            with gr.Row():
-                steps = checked_number(gr.Slider(2, MAX_FRAMES, value=16, step=1, label="Steps"), whole=True)
-                mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path through the noise")
-                walk_truncation = checked_number(gr.Slider(0.05, 1.0, value=first.default_truncation, step=0.05,
-                                                           label="Truncation ψ"))
-            walk = gr.Button("Interpolate", variant="primary")
-            animation = gr.Image(label="Animation", type="filepath", format="gif", height=320)
-            frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain", height="auto",
-                                elem_classes="gallery-grid")
-            walk_inputs = [model_name, start_class, start_seed, end_class, end_seed, steps, mode, walk_truncation]
-            examples = [[registry.default, names[0], 0, names[-1], 1, 16, "slerp", 1.0],
-                        [registry.default, names[1], 3, names[1], 4, 24, "lerp", 0.8]]
-            gr.Examples(examples, walk_inputs, [frames, animation], fn=on_interpolate, cache_examples=False,
-                        run_on_click=True, api_visibility="private", label="Examples (the default model)",
-                        example_labels=[f"{a} seed {s} → {b} seed {e}, {n} steps, {m}"
-                                        for _, a, s, b, e, n, m, _ in examples])
+            interpolate = interpolate_tab(page)
         with gr.Tab("Quiz"):
-            gr.Markdown("Can you tell the model's images from real ones? Real images come from a held-out test set "
-                        "the model never saw. After each guess you see the truth and the discriminator's verdict.")
-            session = gr.State(None)  # the visitor's score and the round's answer: on the server only
-            with gr.Row():
-                quiz_mode = gr.Radio(QUIZ_MODES, value="single", label="Mode")
-                new_round = gr.Button("New round", variant="primary")
-            # Which round a guess answers (not secret: the answer is not in it).
-            round_id = gr.Textbox(visible=False, label="Round id")
-            prompt = gr.Markdown(label="Prompt")
-            shown = gr.HTML(label="Images")
-            with gr.Row():
-                real_button = gr.Button("Real", visible=False)
-                fake_button = gr.Button("Fake", visible=False)
-                left_button = gr.Button("Left is real", visible=False)
-                right_button = gr.Button("Right is real", visible=False)
-            feedback = gr.Markdown(label="Result")
-            guess = gr.Textbox(visible=False, label="Guess")
-            api_answer = gr.Button(visible=False)  # the API's way to answer: /quiz_answer(model, round_id, guess)
-        with gr.Tab("Stats") as stats_tab:
-            stats_summary = gr.Markdown(label="Summary")
-            refresh = gr.Button("Refresh")
-            stats_frame = gr.Dataframe(label="Human error rate (HYPE∞ style), fooling and miss rates, 95% intervals")
-            stats_plot = gr.BarPlot(x="metric", y="value", color="model", y_lim=[0, 1], label="Rates")
+            quiz_tab(page, QuizRegistry(registry, store))
+        with gr.Tab("Stats") as tab:
+            stats_tab(page, store, tab)
         with gr.Tab("Model"):
-            info = gr.Markdown(describe(first), label="Model description")
-            samples_path, timelapse_path = model_files(first)
-            with gr.Row():
-                samples = gr.Image(samples_path, label=samples_caption(first), type="filepath")
-                timelapse = gr.Image(timelapse_path, label="Training timelapse", type="filepath", format="gif")
-
-        run.click(on_generate, generate_inputs, [grid_image, layout], api_name="generate",
-                  api_description=f"Images of one class (seeds seed..seed+count-1, 8 to a row) or one row per class "
-                                  f"(seeds seed.., count per class), tiled into one PNG at their own resolution, and "
-                                  f"the tile layout (rows, columns, tile_size, padding; class and seed of each tile, "
-                                  f"row by row). {class_api}", concurrency_limit=MODEL_QUEUE, concurrency_id="model")
-        dice.click(random_seed, None, seed, api_name="random_seed", queue=False)
-        walk.click(on_interpolate, walk_inputs, [frames, animation], api_name="interpolate",
-                   api_description=f"Frames from (class, seed) to (class, seed) and their GIF. {class_api}",
-                   concurrency_limit=MODEL_QUEUE, concurrency_id="model")
-        round_outputs = [session, round_id, shown, prompt, real_button, fake_button, left_button, right_button,
-                         feedback]
-        new_round.click(on_round, [model_name, quiz_mode, session], round_outputs, api_name="quiz_round",
-                        concurrency_limit=MODEL_QUEUE, concurrency_id="model")
-        for button, value in ((real_button, "real"), (fake_button, "fake"), (left_button, "left"),
-                              (right_button, "right")):
-            button.click(answer_with(value), [model_name, round_id, session], [session, feedback],
-                         api_visibility="private")
-        api_answer.click(on_answer, [model_name, round_id, guess, session], [session, feedback],
-                         api_name="quiz_answer")
-        refresh.click(on_stats, model_name, [stats_summary, stats_frame, stats_plot], api_name="quiz_stats")
-        stats_tab.select(on_stats, model_name, [stats_summary, stats_frame, stats_plot], api_visibility="private")
-        model_name.change(on_model, [model_name, class_choice, start_class, end_class],
-                          [info, samples, timelapse, class_choice, start_class, end_class, truncation],
-                          api_name="model_info",
-                          api_description="A model's description and sample grids, and the class choices it takes.")
+            model = model_tab(page)
+        wire_model_picker(page, generate, interpolate, model)
     demo.queue(max_size=128, default_concurrency_limit=MODEL_QUEUE)
     return demo
 

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 import numpy as np
 import torch
 
-from ..demo import DemoModel, enlarge
+from ..demo import DemoModel, ModelRegistry, enlarge
 from ..errors import GanError
 from ..hub import load_real_pool
 from ..sampling import MAX_SEED, check_truncation, generate
@@ -317,3 +317,20 @@ def _feedback(j: Judgment, secret: _Round, score: tuple, saved: bool, problem: s
     return Feedback(j.round_id, j.mode, j.guess, j.correct, j.answer, kinds, j.class_index, j.class_name, j.seed,
                     secret.truncation, d_probs, d_correct, j.response_ms, points, answered, streak, best, error_rate,
                     saved, None if saved else problem, "\n\n".join(lines))
+
+
+class QuizRegistry:
+    """One quiz per model of an app, sharing one judgment store; built on a model's first round (a model without a
+    real-image pool has no quiz, and says so then)."""
+
+    def __init__(self, registry: ModelRegistry, store: JudgmentStore):
+        self.registry, self.store = registry, store
+        self._quizzes: dict[str, Quiz] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str | None) -> Quiz:
+        name = name or self.registry.default
+        with self._lock:
+            if name not in self._quizzes:
+                self._quizzes[name] = Quiz(self.registry.get(name), self.store, model_id=name)
+            return self._quizzes[name]
