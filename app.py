@@ -25,14 +25,19 @@ require_extra("app", "app.py")  # before gradio is imported: one line naming wha
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegistry, class_index_list,  # noqa: E402
-                      describe, generate_images, images_html, interpolation_frames, machine_judge, model_files,
-                      random_seed, samples_caption, write_gif, write_grid, write_pngs)
+                      describe, enlarge, enlarge_factor, generate_images, grid_scale, images_html,
+                      interpolation_frames, machine_judge, model_files, random_seed, samples_caption, tile_at,
+                      write_gif, write_grid, write_png, write_pngs)
 from gan.errors import GanError  # noqa: E402
+from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, check_copy, directions_caption,  # noqa: E402
+                         edit_along_directions, project, projection_record)
 from gan.inference import set_threads_for_host  # noqa: E402
-from gan.sampling import MAX_SEED  # noqa: E402
+from gan.invert import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
 from gan.quiz import JudgmentStore, QuizRegistry, stats, stats_chart, stats_table  # noqa: E402
+from gan.sampling import MAX_SEED  # noqa: E402
 from gan.space import space_models  # noqa: E402
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
@@ -56,9 +61,9 @@ MODEL_QUEUE = 16
 # phones, where 8 would make 40 px thumbnails.
 CSS = """
 .pixel-grid .image-container, .pixel-grid .image-container > button, .pixel-grid .image-frame {
-  width: 100%; height: auto !important; }
-.pixel-grid img { image-rendering: pixelated; width: 100% !important; height: auto !important; max-height: 75vh;
-                  object-fit: contain !important; }
+  height: auto !important; }
+.pixel-grid img { image-rendering: pixelated; width: auto !important; height: auto !important; max-width: 100%;
+                  max-height: 80vh; }
 .quiz-images { display: flex; gap: 16px; justify-content: center; }
 .quiz-cell { margin: 0; text-align: center; flex: 0 1 224px; min-width: 0; }
 .quiz-image { display: block; width: 100%; max-width: 224px; height: auto; aspect-ratio: 1 / 1; object-fit: contain;
@@ -100,6 +105,25 @@ def checked_number(component, *, whole: bool = False):
                 or (whole and not float(payload).is_integer())):
             raise gr.Error(f"{component.label} must be {'a whole number' if whole else 'a number'}, got {payload!r}")
         return gradio_preprocess(payload)
+
+    component.preprocess = preprocess
+    return component
+
+
+def checked_picture(component):
+    """An image input whose unreadable uploads (corrupt, not an image, too many pixels) are refused with a sentence a
+    visitor can act on: Gradio decodes uploads before any handler runs and would answer with an anonymous error."""
+    gradio_preprocess = component.preprocess
+
+    def preprocess(payload):
+        try:
+            return gradio_preprocess(payload)
+        except Image.DecompressionBombError:
+            raise gr.Error(f"this image has too many pixels (over {MAX_PIXELS // 1_000_000} million); shrink it and "
+                           "upload it again") from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError):
+            raise gr.Error("this file is not an image this app can read (or it is damaged); upload a PNG, JPEG, "
+                           "GIF, WebP or BMP") from None
 
     component.preprocess = preprocess
     return component
@@ -176,10 +200,11 @@ def generate_tab(page: Page) -> dict:
                                whole=True)
         truncation = truncation_slider(page.first.default_truncation)
     run = gr.Button("Generate", variant="primary")
-    # One PNG at the images' own resolution, enlarged by the page without smoothing (CSS): one small file per
-    # response. Its download button gives the exact pixels; the layout says which tile is which.
+    # One PNG for all images (a whole-factor enlargement, shown with crisp pixels, never enlarged further by the
+    # page, so a click lands on the right tile); the layout says which tile is which.
     grid_image = gr.Image(label="Images (one row per class, or 8 to a row)", type="filepath", format="png",
-                          interactive=False, buttons=["download", "fullscreen"], elem_classes="pixel-grid")
+                          interactive=False, buttons=["download", "fullscreen"], elem_classes="pixel-grid",
+                          elem_id="generate-grid")
     with gr.Accordion("Which image is which (tile layout)", open=False):
         layout = gr.JSON(label="Tile layout")
     inputs, outputs = [page.model_name, class_choice, seed, count, truncation], [grid_image, layout]
@@ -192,7 +217,53 @@ def generate_tab(page: Page) -> dict:
                 f"count per class), tiled into one PNG at their own resolution, and the tile layout (rows, columns, "
                 f"tile_size, padding; class and seed of each tile, row by row). {page.class_api}")
     dice.click(random_seed, None, seed, api_name="random_seed", queue=False)
-    return {"class_choice": class_choice, "truncation": truncation, "grid_image": grid_image, "layout": layout}
+    with gr.Accordion("Is it copying? An image beside its nearest training images", open=True):
+        copy_check = copy_check_section(page, truncation)
+
+    def on_pick(layout_value, event: gr.SelectData):
+        """A click on the grid picks that tile's class and seed for the copy check."""
+        tile = tile_at(layout_value, *(event.index if isinstance(event.index, (list, tuple)) else (-1, -1)))
+        if tile is None:
+            raise gr.Error("click on an image of the grid (not between images)")
+        chosen = layout_value["tiles"][tile]
+        return chosen["class"], chosen["seed"]
+
+    grid_image.select(on_pick, layout, copy_check["picked"], api_visibility="private").success(
+        copy_check["fn"], copy_check["inputs"], copy_check["outputs"], api_visibility="private",
+        concurrency_limit=MODEL_QUEUE, concurrency_id="model")
+    return {"class_choice": class_choice, "truncation": truncation}
+
+
+def copy_check_section(page: Page, truncation: gr.Slider) -> dict:
+    """The nearest training images of one generated image (by evaluator features and by pixels), and how its
+    closeness compares with real unseen images'. Returns its handler, inputs and outputs, and the class and seed
+    inputs a click on the grid fills."""
+
+    @user_errors
+    def on_check(model_name, class_choice, seed, psi, progress=gr.Progress()):
+        model = page.registry.get(model_name)
+        progress(0, desc="Loading the training images' index (built once per model, the first time)")
+        check = check_copy(model, class_choice, seed, psi, log=lambda message: progress(0.5, desc=message))
+        return str(write_png(check.picture, scale=grid_scale(check.picture))), check.summary, check.result.to_dict()
+
+    gr.Markdown("Click an image in the grid above, or choose a class and seed: its nearest training images are "
+                "found among all of the model's training data, and its distance is compared with how close real "
+                "images the model never saw come to the training data.")
+    names = page.first.class_names
+    with gr.Row():
+        copy_class = class_dropdown(names, names[0], "Class of the image to check")
+        copy_seed = seed_input(0, "Its seed")
+        check = gr.Button("Find its nearest training images")
+    picture = gr.Image(label="The image, then its nearest training images (top: by features; bottom: by pixels)",
+                       type="filepath", format="png", interactive=False, elem_classes="pixel-grid")
+    summary = gr.Markdown(label="Copy check")
+    record = gr.JSON(visible=False, label="Neighbours")
+    inputs, outputs = [page.model_name, copy_class, copy_seed, truncation], [picture, summary, record]
+    model_event(check.click, on_check, inputs, outputs, "nearest_real",
+                f"The generated image (class, seed, truncation) beside its {NEIGHBOURS} nearest training images in "
+                "evaluator features and in pixels, a verdict, and the distances with the share of real unseen images "
+                f"that lie closer to the training data (percentile). {page.class_api}")
+    return {"fn": on_check, "inputs": inputs, "outputs": outputs, "picked": [copy_class, copy_seed]}
 
 
 def interpolate_tab(page: Page) -> dict:
@@ -273,6 +344,24 @@ def quiz_tab(page: Page, quizzes: QuizRegistry) -> None:
     api_answer.click(on_answer, [page.model_name, round_id, guess, session], [session, feedback],
                      api_name="quiz_answer")
 
+    @user_errors
+    def on_fake_check(model_name, session, progress=gr.Progress()):
+        if getattr(session, "last_fake", None) is None:
+            raise GanError("answer a round that showed a fake image first: its nearest training images come next")
+        class_index, seed, psi = session.last_fake
+        progress(0, desc="Loading the training images' index (built once per model, the first time)")
+        check = check_copy(page.registry.get(model_name), class_index, seed, psi,
+                           log=lambda message: progress(0.5, desc=message))
+        return str(write_png(check.picture, scale=grid_scale(check.picture))), check.summary
+
+    with gr.Accordion("Was that fake a copy?", open=False):
+        fake_check = gr.Button("Show the last fake beside its nearest training images")
+        fake_picture = gr.Image(label="The fake, then its nearest training images (top: features; bottom: pixels)",
+                                type="filepath", format="png", interactive=False, elem_classes="pixel-grid")
+        fake_summary = gr.Markdown()
+    fake_check.click(on_fake_check, [page.model_name, session], [fake_picture, fake_summary],
+                     api_visibility="private", concurrency_limit=MODEL_QUEUE, concurrency_id="model")
+
 
 def stats_tab(page: Page, store: JudgmentStore, tab: gr.Tab) -> None:
     """People's error rates beside the machine judge's, refreshed on opening the tab."""
@@ -293,6 +382,81 @@ def stats_tab(page: Page, store: JudgmentStore, tab: gr.Tab) -> None:
     plot = gr.BarPlot(x="metric", y="value", color="model", y_lim=[0, 1], label="Rates")
     refresh.click(on_stats, page.model_name, [summary, table, plot], api_name="quiz_stats")
     tab.select(on_stats, page.model_name, [summary, table, plot], api_visibility="private")
+
+
+def invert_tab(page: Page) -> None:
+    """Bring your own image: the model's closest image to an upload or a drawing, morphed and walked."""
+
+    @user_errors
+    def on_invert(model_name, picture, walk_seed, progress=gr.Progress()):
+        model = page.registry.get(model_name)
+        found = project(model, picture, walk_seed, progress=lambda f: progress(f, desc="Searching the model"))
+        scale = enlarge_factor(model)
+        return (str(write_png(found.target, scale=scale)), str(write_png(found.inversion.reconstruction, scale=scale)),
+                found.summary, str(write_png(found.morphs, scale=grid_scale(found.morphs))),
+                str(write_gif([enlarge(frame) for frame in found.walk])), projection_record(model, found.inversion))
+
+    gr.Markdown(f"Upload a picture or draw one (white on the dark canvas suits digits and clothes): the model "
+                f"searches its noise and class mixture for the closest image it can make (at most {INVERT_SECONDS:g} "
+                "seconds), then turns it into every class and walks from it to a seed of your choice.")
+    with gr.Row():
+        picture = checked_picture(gr.ImageEditor(
+            label="Your picture", type="filepath", sources=["upload", "clipboard"], canvas_size=(280, 280),
+            brush=gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_color="#ffffff", default_size=18),
+            layers=False, elem_id="your-picture"))
+        with gr.Column():
+            walk_seed = seed_input(1, "Then walk to the image of seed")
+            run = gr.Button("Find it in the model", variant="primary")
+            summary = gr.Markdown(label="What the model made of it")
+    with gr.Row():
+        seen = gr.Image(label="Your picture as the model sees it", type="filepath", interactive=False)
+        found = gr.Image(label="The model's closest image", type="filepath", interactive=False)
+        walk = gr.Image(label="Walk to the seed", type="filepath", format="gif", interactive=False)
+    morphs = gr.Image(label="Turned into each class (one row per class)", type="filepath", format="png",
+                      interactive=False, elem_classes="pixel-grid")
+    with gr.Accordion("Its latent and class mixture", open=False):
+        record = gr.JSON(label="Inversion")
+    model_event(run.click, on_invert, [page.model_name, picture, walk_seed],
+                [seen, found, summary, morphs, walk, record], "invert",
+                "Project a picture (an image editor value: {background, layers, composite}; any size, mode or "
+                "format) into the model: the picture as the model sees it, the model's closest image, a summary, "
+                "the closest image turned into each class (one row per class), a GIF walking to the seed's image, "
+                "and the latent z and class mixture found. Bounded in steps and seconds per request.")
+
+
+def directions_tab(page: Page) -> None:
+    """The model's main directions of variation (GANSpace) as sliders that edit one image."""
+
+    @user_errors
+    def on_edit(model_name, class_choice, seed, psi, *amounts):
+        model = page.registry.get(model_name)
+        image = edit_along_directions(model, class_choice, seed, psi, list(amounts))
+        return str(write_png(image, scale=enlarge_factor(model)))
+
+    gr.Markdown("The directions in the noise along which this model's images vary most (principal components of its "
+                "first layer, as in GANSpace). Move a slider to push the image along one; 0 is the image itself.")
+    names = page.first.class_names
+    with gr.Row():
+        class_choice = class_dropdown(names, names[0], "Class")
+        seed = seed_input(0, "Seed")
+        psi = truncation_slider(page.first.default_truncation, "Truncation ψ")
+    labels = directions_caption(page.first)
+    with gr.Row():
+        with gr.Column():
+            sliders = [checked_number(gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0.0, step=0.25, label=label))
+                       for label in labels]
+            show = gr.Button("Show", variant="primary")
+        image = gr.Image(label="The edited image", type="filepath", format="png", interactive=False,
+                         elem_classes="pixel-grid", elem_id="directions-image")
+    inputs = [page.model_name, class_choice, seed, psi, *sliders]
+    model_event(show.click, on_edit, inputs, image, "directions",
+                f"The image (class, seed, truncation) moved along the model's first {len(sliders)} directions by "
+                f"the given amounts (standard deviations of the noise, -{SLIDER_RANGE:g} to {SLIDER_RANGE:g}). "
+                f"{page.class_api}")
+    for control in [*sliders, class_choice, seed, psi]:
+        trigger = control.release if isinstance(control, gr.Slider) else control.change
+        trigger(on_edit, inputs, image, api_visibility="private", concurrency_limit=MODEL_QUEUE,
+                concurrency_id="model", trigger_mode="always_last")
 
 
 def model_tab(page: Page) -> dict:
@@ -350,6 +514,10 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
             generate = generate_tab(page)
         with gr.Tab("Interpolate"):
             interpolate = interpolate_tab(page)
+        with gr.Tab("Your image"):
+            invert_tab(page)
+        with gr.Tab("Directions"):
+            directions_tab(page)
         with gr.Tab("Quiz"):
             quiz_tab(page, QuizRegistry(registry, store))
         with gr.Tab("Stats") as tab:
@@ -379,6 +547,10 @@ def serve(demo: gr.Blocks, **launch_options) -> None:
     """Launch with the page's CSS (Gradio 6 takes CSS at launch, not in Blocks), a bounded number of sessions, and a
     sweeper for the empty folders Gradio's cache cleanup leaves."""
     launch_options.setdefault("state_session_capacity", SESSION_CAPACITY)
+    launch_options.setdefault("max_file_size", MAX_FILE_BYTES)  # bigger uploads are refused before they are stored
+    # Gradio decodes uploads before any handler sees them: refuse decompression bombs there (PIL raises above twice
+    # this many pixels and warns above it).
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
     threading.Thread(target=sweep_empty_folders_forever, args=(Path(demo.GRADIO_CACHE),), daemon=True,
                      name="cache-sweeper").start()
     demo.launch(css=CSS, **launch_options)

@@ -36,6 +36,7 @@ MAX_IMAGES = 64  # images per request in single-class mode
 MAX_GRID_IMAGES = 256  # images per "all classes" grid (columns shrink for models with many classes)
 MAX_FRAMES = 64  # interpolation steps
 DISPLAY_SIZE = 160  # small images are enlarged (by a whole factor) to about this many pixels
+GRID_WIDTH = 760  # grids are sent enlarged by the whole factor (at most 4) that keeps them within this many pixels
 
 
 @dataclass
@@ -51,6 +52,7 @@ class DemoModel:
     # What serves images: the inference-optimised copy (gan/inference.py) behind a batcher that lets concurrent
     # visitors share forward passes (gan/batching.py). Same pixels as `generator`, within one grey level.
     fast: BatchedGenerator | None = field(default=None, repr=False)
+    extras: Any = field(default=None, repr=False)  # what gan/explore.py makes for this model on first use
 
     def __post_init__(self) -> None:
         if self.fast is None:
@@ -119,6 +121,11 @@ def check_int(value: object, low: int, high: int, what: str) -> int:
     return int(value)
 
 
+def enlarge_factor(model: DemoModel, target: int = DISPLAY_SIZE) -> int:
+    """The whole factor that brings the model's images closest to `target` pixels."""
+    return max(1, round(target / model.generator.model_config.image_size))
+
+
 def enlarge(image: np.ndarray, target: int = DISPLAY_SIZE) -> np.ndarray:
     """For display: nearest-neighbour upscaling by the whole factor that brings the image closest to `target`
     pixels; grey images become (H, W), the shape image widgets take for one channel."""
@@ -144,22 +151,41 @@ class Grid:
     tile_size: int  # pixels of one image
     padding: int  # pixels between tiles and around the grid
 
+    @property
+    def scale(self) -> int:
+        return grid_scale(self.image)
+
     def layout(self, class_names: list[str]) -> dict[str, Any]:
-        """The tiles' positions and addresses, for API callers who cut the grid into images: tile i's top-left
-        corner is (padding + row * (tile_size + padding), padding + column * (tile_size + padding)), row-major."""
+        """The tiles' positions and addresses, for API callers who cut the grid into images. In the PNG shrunk by
+        `scale` (png[::scale, ::scale]), tile i (row-major) has its top-left corner at (padding + row * (tile_size
+        + padding), padding + column * (tile_size + padding))."""
         return {"rows": self.rows, "columns": self.columns, "tile_size": self.tile_size, "padding": self.padding,
-                "tiles": [{"class": class_names[c], "class_index": c, "seed": s}
+                "scale": self.scale, "tiles": [{"class": class_names[c], "class_index": c, "seed": s}
                           for c, s in zip(self.classes, self.seeds)]}
 
-    def tile_at(self, x: int, y: int) -> int | None:
-        """The index of the tile under pixel (x, y) of the grid image, or None for padding and outside."""
-        step = self.tile_size + self.padding
-        column, row = (x - self.padding) // step, (y - self.padding) // step
-        inside = (x - self.padding) % step < self.tile_size and (y - self.padding) % step < self.tile_size
-        if not (inside and 0 <= column < self.columns and 0 <= row < self.rows):
-            return None
-        index = row * self.columns + column
-        return index if index < len(self.classes) else None
+
+def grid_scale(image: np.ndarray) -> int:
+    """How many times a grid's PNG enlarges it: a page shows it at about its PNG size (the app enlarges nothing in
+    the browser, so a click lands on the right pixel), and a download keeps exact, blocky pixels."""
+    return max(1, min(4, GRID_WIDTH // image.shape[1]))
+
+
+def tile_at(layout: dict[str, Any], x: object, y: object) -> int | None:
+    """The index of the tile under pixel (x, y) of a grid's PNG with this layout (Grid.layout), or None for padding,
+    outside, or a layout that is not one."""
+    try:
+        size, padding, rows, columns = (int(layout[k]) for k in ("tile_size", "padding", "rows", "columns"))
+        scale = max(1, int(layout.get("scale", 1)))
+        count, x, y = len(layout.get("tiles") or []) or rows * columns, int(x) // scale, int(y) // scale
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None
+    step = size + padding
+    column, row = (x - padding) // step, (y - padding) // step
+    inside = (x - padding) % step < size and (y - padding) % step < size
+    if not (inside and 0 <= column < columns and 0 <= row < rows):
+        return None
+    index = row * columns + column
+    return index if index < count else None
 
 
 def generate_images(model: DemoModel, class_choice: object, seed: object, count: object,
@@ -254,9 +280,9 @@ def write_pngs(images: list[np.ndarray]) -> list[str]:
 
 
 def write_grid(grid: Grid) -> Path:
-    """The grid as a PNG at the images' own resolution (the page enlarges it without smoothing): one small file
-    per response, where a file per image cost each API client a download and a TLS context apiece."""
-    return write_png(grid.image)
+    """The grid as one PNG (enlarged by grid.scale): one small file per response, where a file per image cost each
+    API client a download (and a TLS context) apiece."""
+    return write_png(grid.image, scale=grid.scale)
 
 
 def write_gif(frames: list[np.ndarray], *, duration_ms: int = 120) -> Path:

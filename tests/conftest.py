@@ -126,3 +126,25 @@ def tiny_export(folder, seed: int = 0):
                    split="test")
     (folder / "training_config.json").write_text(json.dumps({"dataset": "ylecun/mnist", "output_dir": "runs/x"}))
     return generator
+
+
+TRAINING_COPY = (1, 5)  # (class, seed) of tiny_export's model whose image tiny_neighbour_index counts as "training"
+
+
+def tiny_neighbour_index(folder, generator) -> None:
+    """A neighbour index shipped in a tiny model's folder, with a tiny untrained evaluator. Its "training images" are
+    60 of the model's own images plus the one of TRAINING_COPY (a copy to find), its "unseen" ones 20 others."""
+    from gan.data import ImageData
+    from gan.evaluator import Evaluator, EvaluatorConfig
+    from gan.neighbours import INDEX_NAME, build_index, save_index
+    from gan.sampling import generate
+
+    def data(classes, seeds):
+        images = torch.from_numpy(generate(generator, classes, seeds)).permute(0, 3, 1, 2).contiguous()
+        return ImageData(images, torch.tensor(classes), list(CLASS_NAMES), "tiny")
+
+    train = data([i % 3 for i in range(60)] + [TRAINING_COPY[0]], list(range(100, 160)) + [TRAINING_COPY[1]])
+    test = data([i % 3 for i in range(20)], list(range(200, 220)))
+    torch.manual_seed(0)
+    evaluator = Evaluator(EvaluatorConfig(num_classes=3, class_names=list(CLASS_NAMES), width=4, feature_dim=16)).eval()
+    save_index(build_index(evaluator, train, test, evaluator_source="evaluators/tiny"), folder / INDEX_NAME)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import free_port, tiny_export
-from gan.demo import ALL_CLASSES, ModelRegistry, check_int, enlarge, generate_images, seed_range
+from conftest import TRAINING_COPY, free_port, tiny_export, tiny_neighbour_index
+from gan.demo import ALL_CLASSES, ModelRegistry, check_int, enlarge, generate_images, seed_range, tile_at
 from gan.errors import GanError
 from gan.hub import load_generator
 from gan.quiz import JudgmentStore
@@ -23,9 +23,10 @@ METRICS = {"num_samples": 30, "truncation": 1.0, "class_accuracy": {"overall": 0
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("app_model")
-    tiny_export(folder)
+    generator = tiny_export(folder)
     (folder / "metrics.json").write_text(json.dumps(METRICS))
     Image.new("L", (40, 40)).save(folder / "samples.png")
+    tiny_neighbour_index(folder, generator)
     return folder
 
 
@@ -53,7 +54,8 @@ def app(model_dir, tmp_path_factory):
 
 def images_of(result) -> list[np.ndarray]:
     """Cut /generate's grid PNG into its images, by the tile layout it returns beside it."""
-    grid, layout = np.asarray(Image.open(result[0])), result[1]
+    layout = result[1]
+    grid = np.asarray(Image.open(result[0]))[::layout["scale"], ::layout["scale"]]
     size, pad, step = layout["tile_size"], layout["padding"], layout["tile_size"] + layout["padding"]
     return [grid[pad + (i // layout["columns"]) * step:][:size, pad + (i % layout["columns"]) * step:][:, :size]
             for i in range(len(layout["tiles"]))]
@@ -63,7 +65,7 @@ def test_every_event_has_an_api_name(app):
     _, client, *_ = app
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/generate", "/interpolate", "/model_info", "/random_seed", "/quiz_round", "/quiz_answer",
-            "/quiz_stats"} <= set(endpoints)
+            "/quiz_stats", "/nearest_real", "/invert", "/directions"} <= set(endpoints)
     # The score and the answer are not inputs anywhere: they live in the server-side session state only.
     assert [p["parameter_name"] for p in endpoints["/quiz_answer"]["parameters"]] == ["model_name", "round_id", "guess"]
 
@@ -72,7 +74,8 @@ def test_generate_returns_one_png_of_the_images_asked_for_and_their_layout(app, 
     _, client, model, _ = app
     result = client.predict(model, "b", 10, 5, 0.8, api_name="/generate")
     grid, layout = Image.open(result[0]), result[1]
-    assert grid.format == "PNG" and grid.size == (2 + 5 * 30, 2 + 30)  # one row of five 28 px images, 2 px apart
+    assert layout["scale"] == 4 and grid.format == "PNG"  # enlarged 4x: 4 x 152 px fits a page
+    assert grid.size == (4 * (2 + 5 * 30), 4 * (2 + 30))  # one row of five 28 px images, 2 px apart
     assert [(t["class"], t["class_index"], t["seed"]) for t in layout["tiles"]] == [("b", 1, s) for s in range(10, 15)]
     images = images_of(result)
     expected = generate(load_generator(model_dir), [1] * 5, [10, 11, 12, 13, 14], 0.8)
@@ -94,7 +97,8 @@ def test_all_classes_gives_one_row_per_class(app):
     _, client, model, _ = app
     result = client.predict(model, ALL_CLASSES, 0, 4, 1.0, api_name="/generate")
     layout = result[1]
-    assert (layout["rows"], layout["columns"]) == (3, 4) and Image.open(result[0]).size == (2 + 4 * 30, 2 + 3 * 30)
+    assert (layout["rows"], layout["columns"]) == (3, 4)
+    assert Image.open(result[0]).size == (4 * (2 + 4 * 30), 4 * (2 + 3 * 30))
     assert [t["class"] for t in layout["tiles"]] == ["a"] * 4 + ["b"] * 4 + ["c"] * 4
     assert [t["seed"] for t in layout["tiles"]] == [0, 1, 2, 3] * 3
 
@@ -225,6 +229,52 @@ def test_random_seed_button_gives_a_seed(app):
     assert 0 <= int(client.predict(api_name="/random_seed")) < 1_000_000
 
 
+def test_nearest_real_finds_a_training_copy_and_says_so(app):
+    _, client, model, _ = app
+    picture, summary, record = client.predict(model, "b", TRAINING_COPY[1], 1.0, api_name="/nearest_real")
+    assert record["by_pixels"][0]["training_index"] == 60 and record["by_pixels"][0]["pixel_distance"] < 0.5
+    assert record["looks_copied"] and summary.startswith(f"**b, seed {TRAINING_COPY[1]}") and "Looks copied" in summary
+    # The image and its 5 neighbours by features, then by pixels: 2 rows of 6, enlarged 4x.
+    assert Image.open(picture).size == (4 * (2 + 6 * 30), 4 * (2 + 2 * 30))
+    _, summary, record = client.predict(model, "c", 11, 1.0, api_name="/nearest_real")
+    assert not record["looks_copied"] and len(record["by_features"]) == 5
+
+
+def test_invert_projects_an_upload_and_bad_uploads_are_refused(app, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    _, client, model, _ = app
+    path = tmp_path / "drawing.png"
+    Image.fromarray(np.pad(np.full((60, 30), 255, np.uint8), 40)).convert("RGBA").save(path)
+    seen, found, summary, morphs, walk, record = client.predict(
+        model, {"background": handle_file(str(path)), "layers": [], "composite": None}, 4, api_name="/invert")
+    assert Image.open(seen).size == Image.open(found).size == (168, 168)  # 28 px, shown 6x
+    assert Image.open(morphs).size == (4 * (2 + 6 * 30), 4 * (2 + 3 * 30))  # a row per class, 6 frames each, 4x
+    assert Image.open(walk).n_frames > 2 and record["class"] in ("a", "b", "c") and len(record["z"]) == 16
+    assert abs(sum(record["class_weights"]) - 1) < 1e-4 and 0 < record["steps"] <= 150
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    for bad, message in (({"background": None, "layers": [], "composite": None}, "no picture given"),
+                         ({"background": handle_file(str(broken)), "layers": [], "composite": None},
+                          "damaged|not an image")):
+        with pytest.raises(AppError, match=message):
+            client.predict(model, bad, 4, api_name="/invert")
+
+
+def test_directions_edit_the_image_and_zero_leaves_it(app, model_dir):
+    from gradio_client.exceptions import AppError
+
+    _, client, model, _ = app
+    plain = np.asarray(Image.open(client.predict(model, "a", 3, 1.0, 0, 0, 0, 0, 0, api_name="/directions")))
+    moved = np.asarray(Image.open(client.predict(model, "a", 3, 1.0, 2.5, 0, 0, 0, 0, api_name="/directions")))
+    expected = generate(load_generator(model_dir), [0], [3])[0][..., 0]
+    assert plain.shape == (168, 168) and np.abs(plain[::6, ::6].astype(int) - expected).max() <= 1
+    assert np.abs(moved.astype(int) - plain).mean() > 1
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(model, "a", 3, 1.0, 9, 0, 0, 0, 0, api_name="/directions")
+
+
 # -------------------------------------------------------------------------------------- the service, directly
 
 
@@ -232,8 +282,11 @@ def test_service_validates_and_caps(model_dir):
     model = ModelRegistry([str(model_dir)]).get(None)
     grid = generate_images(model, ALL_CLASSES, 2**32 - 1, 64, 1.0)
     assert len(grid.seeds) == 3 * 64 and grid.image.shape[0] == 3 * 30 + 2 and grid.seeds[:2] == [2**32 - 1, 0]
-    assert grid.tile_at(2, 2) == 0 and grid.tile_at(2 + 30 + 27, 2 + 30) == 64 + 1 and grid.tile_at(1, 5) is None
-    assert grid.tile_at(30, 5) is None and grid.tile_at(2, 3 * 30 + 1) is None  # padding, below the last row
+    layout = {**grid.layout(model.class_names), "scale": 1}  # 64 columns: too wide to enlarge
+    assert grid.layout(model.class_names)["scale"] == 1 and tile_at({**layout, "scale": 3}, 6, 6) == 0
+    assert tile_at(layout, 2, 2) == 0 and tile_at(layout, 2 + 30 + 27, 2 + 30) == 64 + 1
+    assert tile_at(layout, 1, 5) is None and tile_at(layout, 30, 5) is None  # padding
+    assert tile_at(layout, 2, 3 * 30 + 1) is None and tile_at({"rows": "x"}, 2, 2) is None  # below; not a layout
     assert seed_range(2**32 - 1, 3) == [2**32 - 1, 0, 1]
     with pytest.raises(GanError, match="unknown model"):
         ModelRegistry([str(model_dir)]).get("other")

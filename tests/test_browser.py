@@ -9,7 +9,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from conftest import free_port, tiny_export
+from conftest import free_port, tiny_export, tiny_neighbour_index
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Skipped on a developer machine without Chromium, never in CI (.ci/run installs it; CI=true).
@@ -34,7 +34,7 @@ def app_url(tmp_path_factory):
     from gan.demo import ModelRegistry
 
     folder = tmp_path_factory.mktemp("browser_model")
-    tiny_export(folder)
+    tiny_neighbour_index(folder, tiny_export(folder))
     (folder / "metrics.json").write_text(json.dumps({"num_samples": 30, "class_accuracy": {"overall": 0.9}}))
     Image.new("L", (40, 40)).save(folder / "samples.png")
     from gan.quiz import JudgmentStore
@@ -87,7 +87,7 @@ def assert_square(boxes, smallest: float) -> None:
         assert abs(width - height) <= 1 and width >= smallest, boxes
 
 
-GRID_IMAGE = ".pixel-grid img[src*='.png']"
+GRID_IMAGE = "#generate-grid img[src*='.png']"
 
 
 def grid_size(page) -> tuple[int, int]:
@@ -100,14 +100,13 @@ def test_generate_shows_the_images(page, tmp_path_factory):
     page.locator(GRID_IMAGE).first.wait_for()
     page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
                            "return i && i.complete && i.naturalWidth > 0; })()")
-    # The default: 8 images per class for "All classes" (3 classes), one PNG of 28 px tiles 2 px apart...
-    assert grid_size(page) == (2 + 8 * 30, 2 + 3 * 30)
+    # The default: 8 images per class for "All classes" (3 classes), one PNG of 28 px tiles 2 px apart, sent 3x...
+    assert grid_size(page) == (3 * (2 + 8 * 30), 3 * (2 + 3 * 30))
     grid = page.locator(GRID_IMAGE).first
-    # ...enlarged by the page with crisp pixels, not blurred, and within the screen.
+    # ...shown with crisp pixels, never smaller than 1.3x the images' own size, and within the screen.
     assert grid.evaluate("img => getComputedStyle(img).imageRendering") == "pixelated"
     width, height = rendered_boxes(grid)[0]
-    scale = min(width / 242, height / 92)  # of the picture inside the box (object-fit: contain)
-    assert scale >= 1.3, (width, height)
+    assert width >= 1.3 * 242 and abs(width / height - 242 / 92) < 0.02, (width, height)
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[page.viewport_name]["width"]
     page.screenshot(path=str(shots(tmp_path_factory) / f"generate-{page.viewport_name}.png"), full_page=True)
 
@@ -117,9 +116,49 @@ def test_an_example_fills_the_inputs_and_runs(page):
     page.get_by_text("c: 16 from seed 42, ψ 0.7").click()
     # 16 images of one class: two rows of eight.
     page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
-                           "return i && i.complete && i.naturalHeight == 62; })()")
+                           "return i && i.complete && i.naturalHeight == 3 * 62; })()")
     seed = page.get_by_label("Seed (first of consecutive seeds)")
     assert seed.input_value() == "42"
+
+
+def test_clicking_a_grid_image_shows_its_nearest_training_images(page, tmp_path_factory):
+    open_tab(page, "Generate")
+    page.get_by_text("All classes: 8 from seed 0, ψ 1.0").click()  # sets every input (an earlier test changed them)
+    page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
+                           "return i && i.complete && i.naturalHeight == 3 * 92; })()")
+    grid = page.locator(GRID_IMAGE).first
+    width, _ = rendered_boxes(grid)[0]
+    scale = width / 242  # displayed pixels per image pixel
+    grid.click(position={"x": (2 + 30 + 14) * scale, "y": (2 + 14) * scale})  # row "a", second image: seed 1
+    try:
+        page.get_by_text("a, seed 1, ψ 1.").first.wait_for()
+    finally:
+        page.screenshot(path=str(shots(tmp_path_factory) / f"copy-check-{page.viewport_name}.png"), full_page=True)
+    assert page.get_by_text("nearest by features").first.is_visible()
+
+
+def test_your_image_is_found_in_the_model(page, tmp_path_factory, tmp_path):
+    import numpy as np
+
+    open_tab(page, "Your image")
+    path = tmp_path / "upload.png"
+    Image.fromarray(np.pad(np.full((50, 24), 255, np.uint8), 30)).save(path)
+    page.locator("#your-picture input[type=file]").first.set_input_files(str(path))
+    page.locator("#your-picture canvas").first.wait_for()  # the editor holds the picture
+    page.get_by_role("button", name="Find it in the model").click()
+    try:
+        page.get_by_text("The model's closest image is").wait_for()
+    finally:
+        page.screenshot(path=str(shots(tmp_path_factory) / f"your-image-{page.viewport_name}.png"), full_page=True)
+    assert page.locator("img[src*='.gif']").count() >= 1  # the walk to a seed
+
+
+def test_directions_edit_an_image(page):
+    open_tab(page, "Directions")
+    page.get_by_role("button", name="Show", exact=True).click()
+    image = page.locator("#directions-image img[src*='.png']")
+    image.first.wait_for()
+    assert image.first.evaluate("img => img.naturalWidth") == 168  # 28 px shown 6x
 
 
 def test_interpolate_shows_the_animation(page, tmp_path_factory):

@@ -118,6 +118,7 @@ class QuizSession:
     _round: _Round | None = field(default=None, repr=False)
     _answered_ids: deque = field(default_factory=lambda: deque(maxlen=64), repr=False)
     _seen_reals: set = field(default_factory=set, repr=False)  # pool indices of the real images shown
+    last_fake: tuple[int, int, float] | None = None  # (class, seed, psi) of the last answered round's fake
 
     @property
     def error_rate(self) -> float | None:
@@ -228,6 +229,9 @@ class Quiz:
             session.score += int(correct)
             session.streak = session.streak + 1 if correct else 0
             session.best_streak = max(session.best_streak, session.streak)
+            # Only a fake that was shown may be looked at again (an unshown one's seed stays a secret).
+            session.last_fake = ((current.class_index, current.seed, current.truncation) if "fake" in current.kinds
+                                 else None)
             score = (session.score, session.answered, session.streak, session.best_streak, session.error_rate)
         judgment = Judgment(
             time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), session_id=session.session_id,
