@@ -65,7 +65,8 @@ class FastBlock(nn.Module):
         super().__init__()
         self.channels_in = block.conv1.in_channels
         self.channels_out = block.conv1.out_channels
-        self.up_weight = nn.Parameter(upsampled_conv_kernel(block.conv1.weight), requires_grad=False)
+        self.up_weight = nn.Parameter(upsampled_conv_kernel(block.conv1.weight).contiguous(
+            memory_format=torch.channels_last), requires_grad=False)
         self.up_bias = nn.Parameter(block.conv1.bias.clone(), requires_grad=False)
         conv2_w, conv2_b = block.conv2.weight.clone(), block.conv2.bias.clone()
         short_w, short_b = block.shortcut.weight.clone(), block.shortcut.bias.clone()
@@ -81,12 +82,12 @@ class FastBlock(nn.Module):
         self.short_weight = nn.Parameter(short_w.contiguous(memory_format=torch.channels_last), requires_grad=False)
 
     def forward(self, x: torch.Tensor, norm1: torch.Tensor, norm2: torch.Tensor) -> torch.Tensor:
-        """x (B, C_in, H, W) channels_last; norm1/norm2 (B, 2C) per-image [scale | shift] -> (B, C_out, 2H, 2W)."""
-        h = affine_relu(x, norm1)
-        h = F.conv_transpose2d(h, self.up_weight, self.up_bias, stride=2, padding=1)
-        h = F.conv2d(affine_relu(h, norm2), self.conv2_weight, self.conv2_bias, padding=1)
-        h = h.contiguous(memory_format=torch.channels_last)  # a no-op where oneDNN already returned NHWC
+        """x (B, C_in, H, W) channels_last, overwritten; norm1/norm2 (B, 2C) per-image [scale | shift]
+        -> (B, C_out, 2H, 2W)."""
         shortcut = F.conv2d(x, self.short_weight)  # (B, C_out, H, W): before upsampling, 4x fewer pixels
+        h = F.conv_transpose2d(affine_relu_(x, norm1), self.up_weight, self.up_bias, stride=2, padding=1)
+        h = F.conv2d(affine_relu_(h, norm2), self.conv2_weight, self.conv2_bias, padding=1)
+        h = h.contiguous(memory_format=torch.channels_last)  # a no-op where oneDNN already returned NHWC
         b, c, height, width = shortcut.shape
         # Add each shortcut pixel to its 2x2 patch: a (B, H, 2, W, 2, C) view of the channels_last output.
         patches = h.permute(0, 2, 3, 1).view(b, height, 2, width, 2, c)
@@ -94,10 +95,32 @@ class FastBlock(nn.Module):
         return h
 
 
-def affine_relu(x: torch.Tensor, scale_shift: torch.Tensor) -> torch.Tensor:
-    """relu(x * scale + shift) with per-image, per-channel scale and shift given as (B, 2C)."""
+def affine_relu_(x: torch.Tensor, scale_shift: torch.Tensor) -> torch.Tensor:
+    """x = relu(x * scale + shift) in place (no new buffer to fault in), with per-image, per-channel scale and shift
+    given as (B, 2C)."""
     scale, shift = scale_shift[:, :, None, None].chunk(2, dim=1)
-    return torch.addcmul(shift, x, scale).relu_()
+    return torch.addcmul(shift, x, scale, out=x).relu_()
+
+
+def conv3x3_by_taps(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A 3x3 convolution (padding 1) to a few output channels, as one matrix product to the 9 taps' contributions
+    and 8 shifted additions: oneDNN's kernels are slow for 1-3 output channels (~30% here). x (B, C, H, W)
+    channels_last; taps (C, 9 * C_out) from `tap_matrix`."""
+    b, c, height, width = x.shape
+    out_channels = taps.shape[1] // 9
+    per_tap = (x.permute(0, 2, 3, 1).reshape(-1, c) @ taps).view(b, height, width, 3, 3, out_channels)
+    padded = F.pad(per_tap.permute(3, 4, 0, 1, 2, 5), (0, 0, 1, 1, 1, 1))  # (3, 3, B, H + 2, W + 2, C_out)
+    out = padded[0, 0, :, :height, :width] + bias
+    for dy in range(3):
+        for dx in range(3):
+            if dy or dx:
+                out += padded[dy, dx, :, dy:dy + height, dx:dx + width]
+    return out.permute(0, 3, 1, 2)  # (B, C_out, H, W), channels_last
+
+
+def tap_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """Conv weight (C_out, C_in, 3, 3) -> (C_in, 9 * C_out): column (dy * 3 + dx) * C_out + o is tap (dy, dx) of o."""
+    return weight.permute(1, 2, 3, 0).reshape(weight.shape[1], -1).contiguous()
 
 
 class InferenceGenerator(nn.Module):
@@ -107,7 +130,14 @@ class InferenceGenerator(nn.Module):
         super().__init__()
         self.model_config = generator.model_config
         self.start = generator.start
-        self.stem = copy.deepcopy(generator.stem)  # a copy: the two models share no module
+        # The stem's output rows reordered from (C, s, s) to (s, s, C): its output is then channels_last as it comes.
+        stem = copy.deepcopy(generator.stem)
+        width, dim = stem.out_features // (self.start * self.start), stem.in_features
+        with torch.no_grad():
+            stem.weight.copy_(stem.weight.view(width, self.start, self.start, dim).permute(1, 2, 0, 3)
+                              .reshape(-1, dim))
+            stem.bias.copy_(stem.bias.view(width, self.start, self.start).permute(1, 2, 0).reshape(-1))
+        self.stem = stem
         norms = [norm for block in generator.blocks for norm in (block.norm1, block.norm2)]
         affines = [conditional_affine(norm) for norm in norms]
         self.norm_sizes = [matrix.shape[1] for matrix, _ in affines]
@@ -119,8 +149,7 @@ class InferenceGenerator(nn.Module):
         self.blocks = nn.ModuleList(FastBlock(block, out_norm if i == last else None)
                                     for i, block in enumerate(generator.blocks))
         out_conv = generator.out_conv
-        self.out_weight = nn.Parameter(out_conv.weight.contiguous(memory_format=torch.channels_last),
-                                       requires_grad=False)
+        self.out_taps = nn.Parameter(tap_matrix(out_conv.weight), requires_grad=False)
         self.out_bias = nn.Parameter(out_conv.bias.clone(), requires_grad=False)
         self.to_pixels = generator.to_pixels  # tanh and the output gain: no parameters
         self.requires_grad_(False)
@@ -129,11 +158,11 @@ class InferenceGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         y = class_weights(labels, self.model_config.num_classes, z.dtype)
         norms = torch.addmm(self.norm_offset, y, self.norm_matrix).split(self.norm_sizes, dim=1)
-        h = self.stem(z).view(z.shape[0], -1, self.start, self.start).contiguous(memory_format=torch.channels_last)
+        h = self.stem(z).view(z.shape[0], self.start, self.start, -1).permute(0, 3, 1, 2)  # channels_last, no copy
         for i, block in enumerate(self.blocks):
             h = block(h, norms[2 * i], norms[2 * i + 1])
         # The last block already applied out_norm's affine map; only its ReLU remains.
-        return self.to_pixels(F.conv2d(h.relu_(), self.out_weight, self.out_bias, padding=1))
+        return self.to_pixels(conv3x3_by_taps(h.relu_(), self.out_taps, self.out_bias))
 
     def train(self, mode: bool = True) -> "InferenceGenerator":
         # Stays in eval form: generate_from_latents switches modes around its call, which must not matter here.

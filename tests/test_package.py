@@ -78,7 +78,8 @@ def test_wheel_holds_the_gan_package_and_its_metadata(wheel):
     assert 'Requires-Dist: accelerate>=1.10; extra == "train"' in metadata
     entry_points = zipfile.ZipFile(wheel).read(f"conditional_gan-{__version__}.dist-info/entry_points.txt").decode()
     for script in ("gan-sample = gan.sample:main", "gan-evaluate = gan.evaluate:main", "gan-quiz = gan.quiz.cli:main",
-                   "gan-hub = gan.hub:main", "gan-space = gan.space:main"):
+                   "gan-hub = gan.hub:main", "gan-space = gan.space:main", "gan-invert = gan.invert:main",
+                   "gan-neighbours = gan.neighbours:main", "gan-directions = gan.directions:main"):
         assert script in entry_points
 
 
@@ -144,6 +145,14 @@ def test_console_scripts_work_and_say_which_extra_is_missing(fresh_python, tmp_p
         expected = f"[{extra}] extras" if script == "gan-evaluate" else "deploy from a checkout"
         assert expected in lines[0]
     assert run_in(fresh_python, tmp_path, str(bin_dir / "gan-hub"), "push", "--help").returncode == 0
+    # Inversion needs nothing beyond the runtime dependencies: a picture in, the closest image and animations out.
+    from PIL import Image
+
+    Image.new("L", (90, 60), 255).save(tmp_path / "picture.png")
+    result = run_in(fresh_python, tmp_path, str(bin_dir / "gan-invert"), "picture.png", "--model", str(SHIPPED),
+                    "--steps", "3", "--out", "inverted")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {p.name for p in (tmp_path / "inverted").iterdir()} >= {"reconstruction.png", "morphs.png", "walk.gif"}
 
 
 def test_requirements_txt_lists_what_pyproject_declares():

@@ -28,7 +28,9 @@ REAL_POOL_NAME = "real_pool.safetensors"  # held-out real images for the quiz: n
 CONFIG_NAME = "config.json"
 DISCRIMINATOR_FOLDER = "discriminator"
 MODEL_FILES = ("config.json", "model.safetensors", "discriminator/*", "samples.png", "timelapse.gif",
-               "metrics.json", "training_config.json", "training_summary.json", "real_pool.safetensors", "README.md")
+               "metrics.json", "training_config.json", "training_summary.json", "real_pool.safetensors", "README.md",
+               "directions.safetensors",  # the GANSpace directions (gan/directions.py): a few kB
+               "neighbours.safetensors")  # a copy check index, where one was built into the folder (gan/neighbours.py)
 
 # Never uploaded: hidden files, caches and pickled formats (weights travel as safetensors only).
 IGNORED = [".*", "**/.*", "**/__pycache__/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]
