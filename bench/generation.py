@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from bench.report import report  # noqa: E402
 
 from gan.config import ModelConfig  # noqa: E402
-from gan.hub import load_generator  # noqa: E402
+from gan.models import load_generator  # noqa: E402
 from gan.inference import optimize  # noqa: E402
 from gan.models import Generator  # noqa: E402
 from gan.sampling import generate  # noqa: E402

@@ -29,7 +29,7 @@ from bench.report import report  # noqa: E402
 
 from gan.data import load_image_data  # noqa: E402
 from gan.evaluator import load_evaluator, predict  # noqa: E402
-from gan.hub import load_generator  # noqa: E402
+from gan.models import load_generator  # noqa: E402
 from gan.invert import DEFAULT_SECONDS, DEFAULT_STEPS, invert  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

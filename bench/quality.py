@@ -36,8 +36,9 @@ from bench.recipes import NO_EMA, RECIPES, Recipe  # noqa: E402
 from gan.config import ModelConfig, TrainConfig  # noqa: E402
 from gan.data import load_image_data, portable_source  # noqa: E402
 from gan.ema import recalibrate_batch_norm  # noqa: E402
-from gan.hub import CONFIG_NAME, WEIGHTS_NAME, load_state_strictly, read_safetensors  # noqa: E402
-from gan.metrics import open_evaluator, score_generator  # noqa: E402
+from gan.files import CONFIG_NAME, WEIGHTS_NAME, load_state_strictly, read_safetensors  # noqa: E402
+from gan.evaluator import open_evaluator  # noqa: E402
+from gan.metrics import score_generator  # noqa: E402
 from gan.training import list_checkpoints, train  # noqa: E402
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"

@@ -7,8 +7,9 @@
 
 from .config import ModelConfig, TrainConfig
 from .errors import GanError
-from .hub import load_discriminator, load_generator, load_real_pool, publish_folder, save_model
-from .models import Discriminator, Generator
+from .files import load_real_pool, save_model
+from .models import Discriminator, Generator, load_discriminator, load_generator
+from .publish import publish_folder
 from .sampling import class_grid, generate, interpolate, latent_from_seed
 from .version import __version__
 

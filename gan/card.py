@@ -15,7 +15,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import ModelConfig, TrainConfig
 from .data import KNOWN_DATASETS, portable_source
-from .hub import CONFIG_NAME, looks_like_local_path
+from .files import CONFIG_NAME, looks_like_local_path
 
 LICENSE = "apache-2.0"
 TAGS = ["gan", "conditional-image-generation", "class-conditional", "image-generation", "pytorch", "safetensors"]

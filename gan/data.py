@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from .errors import GanError
-from .hub import looks_like_local_path
+from .files import looks_like_local_path
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DATA_FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".json": "json", ".jsonl": "json"}

@@ -24,7 +24,8 @@ import numpy as np
 
 from .card import read_json
 from .errors import GanError
-from .hub import DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, looks_like_local_path, resolve_model_folder
+from .files import DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, looks_like_local_path
+from .hub import resolve_model_folder
 from .batching import BatchedGenerator
 from .inference import optimize
 from .models import Discriminator, Generator

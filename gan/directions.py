@@ -32,7 +32,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .errors import GanError
-from .hub import load_generator, read_safetensors, weights_metadata
+from .files import read_safetensors, weights_metadata
+from .models import load_generator
 from .sampling import generate_from_latents, image_grid, latent_from_seed, save_png
 
 DIRECTIONS_NAME = "directions.safetensors"

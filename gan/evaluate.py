@@ -32,10 +32,10 @@ require_extra("train", "gan-evaluate")  # before the imports below need torchmet
 from .card import write_model_card  # noqa: E402
 from .data import load_image_data  # noqa: E402
 from .errors import GanError  # noqa: E402
-from .evaluator import EvaluatorConfig, save_evaluator, train_evaluator  # noqa: E402
-from .hub import load_generator  # noqa: E402
+from .evaluator import EvaluatorConfig, open_evaluator, save_evaluator, train_evaluator  # noqa: E402
+from .models import load_generator  # noqa: E402
 from .metrics import (METRICS_NAME, as_image_data, c2st_of_generator, cas, check_evaluator_fits,  # noqa: E402
-                      generated_batches, memorization_scores, open_evaluator, score_generator, with_provenance)
+                      generated_batches, memorization_scores, score_generator, with_provenance)
 from .sampling import check_truncation  # noqa: E402
 
 

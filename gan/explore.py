@@ -20,8 +20,9 @@ from .card import read_json
 from .demo import DemoModel, check_int
 from .directions import SLIDER_RANGE, Directions, directions_for, edit
 from .errors import GanError
-from .evaluator import Evaluator
+from .evaluator import Evaluator, open_evaluator
 from .invert import Framing, Inversion, class_morphs, invert, load_user_image, measure_framing, walk_to_seed
+from .metrics import check_evaluator_fits
 from .neighbours import NearestReal, NeighbourIndex, index_for_model, nearest_real
 from .sampling import check_seed, check_truncation, generate, image_grid, latent_from_seed, resolve_class
 
@@ -64,8 +65,6 @@ def neighbour_index(model: DemoModel, log: Callable[[str], None] | None = None) 
 
 def evaluator_of(model: DemoModel) -> Evaluator | None:
     """The evaluator of the model's dataset (its features guide inversion), or None when there is none here."""
-    from .metrics import check_evaluator_fits, open_evaluator  # scoring machinery: only for models that invert
-
     kept = helpers(model)
     with kept.lock:
         if not kept.evaluator_checked:

@@ -32,7 +32,7 @@ from .config import ModelConfig
 from .data import GREY_MODES, _high_depth_to_grey, _resize_and_crop, to_model_range
 from .errors import GanError
 from .evaluator import load_evaluator, predict
-from .hub import load_generator
+from .models import load_generator
 from .metrics import check_evaluator_fits
 from .sample import model_or_default
 from .sampling import check_seed, generate_from_latents, image_grid, latents_from_seeds, save_gif, save_png, slerp

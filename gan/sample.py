@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GanError
-from .hub import load_generator
+from .models import load_generator
 from .sampling import check_seed, check_truncation, generate, image_grid, resolve_class, save_png
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fashion-mnist"  # in a checkout only

@@ -22,8 +22,10 @@ from pathlib import Path
 from .card import hub_dataset_id, read_json
 from .errors import GanError
 from .extras import require_extra
-from .hub import (DISCRIMINATOR_FOLDER, check_repo_id, hub_errors, load_discriminator, load_generator,
-                  looks_like_local_path, publish_folder, resolve_model_folder)
+from .files import DISCRIMINATOR_FOLDER, looks_like_local_path
+from .hub import check_repo_id, hub_errors, resolve_model_folder
+from .models import load_discriminator, load_generator
+from .publish import publish_folder
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # a checkout: app.py, pyproject.toml and gan/ side by side
 SHIPPED_MODELS = ("models/fashion-mnist", "models/mnist")  # what a Space serves when no --model is given

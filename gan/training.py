@@ -40,7 +40,9 @@ from .card import read_json, training_command, write_model_card
 from .data import ImageData, ImageDataset, balanced_subset, collate_batch, load_image_data, to_model_range
 from .ema import EMA, recalibrate_batch_norm
 from .errors import GanError
-from .hub import DISCRIMINATOR_FOLDER, check_repo_id, hub_errors, publish_folder, save_model, save_real_pool
+from .files import DISCRIMINATOR_FOLDER, save_model, save_real_pool
+from .hub import check_repo_id, hub_errors
+from .publish import publish_folder
 from .losses import discriminator_loss, generator_loss
 from .metrics import METRICS_NAME
 from .models import Discriminator, Generator
@@ -401,7 +403,7 @@ RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_w
 def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     """Warm start (fine-tuning, or carrying a run across machines): weights of an exported model, fresh optimizers.
     The export's EMA generator starts both the live generator and the EMA; its config must match this run's."""
-    from .hub import load_discriminator, load_generator
+    from .models import load_discriminator, load_generator
 
     exported_g, exported_d = load_generator(source), load_discriminator(source)
     for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from gan.config import ModelConfig
-from gan.hub import save_real_pool
+from gan.files import save_real_pool
 from gan.models import Discriminator, Generator
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import TRAINING_COPY, free_port, tiny_export, tiny_neighbour_index
 from gan.demo import ALL_CLASSES, ModelRegistry, check_int, enlarge, generate_images, seed_range, tile_at
 from gan.errors import GanError
-from gan.hub import load_generator
+from gan.models import load_generator
 from gan.quiz import JudgmentStore
 from gan.sampling import generate
 

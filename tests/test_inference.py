@@ -13,7 +13,7 @@ import torch
 from gan.batching import BatchedGenerator
 from gan.config import ModelConfig
 from gan.errors import GanError
-from gan.hub import load_generator
+from gan.models import load_generator
 from gan.inference import optimize, upsampled_conv_kernel
 from gan.models import Generator
 from gan.sampling import generate, interpolate, latent_from_seed

@@ -296,7 +296,7 @@ def test_directions_are_saved_once_and_recomputed_for_other_weights(generator, t
 @pytest.mark.parametrize("folder", ["fashion-mnist", "mnist"])
 def test_shipped_directions_match_their_models(folder):
     from gan.directions import stem_fingerprint
-    from gan.hub import load_generator
+    from gan.models import load_generator
 
     path = REPO / "models" / folder / DIRECTIONS_NAME
     if not path.is_file():

@@ -18,7 +18,7 @@ from gan.errors import GanError
 from gan.evaluate import main
 from gan.evaluator import (CONFIG_NAME, WEIGHTS_NAME, Evaluator, EvaluatorConfig, augment, load_evaluator,
                            save_evaluator, train_evaluator)
-from gan.hub import save_model
+from gan.files import save_model
 from gan.metrics import (EvaluatorFeatures, cas, check_evaluator_fits, class_accuracy, fd_between, kid_between,
                          kid_subset_size)
 from gan.models import Generator

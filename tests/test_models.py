@@ -7,7 +7,8 @@ import torch
 
 from gan.config import ModelConfig
 from gan.errors import GanError
-from gan.hub import load_discriminator, load_generator, save_model
+from gan.files import save_model
+from gan.models import load_discriminator, load_generator
 from gan.models import Discriminator, Generator
 from gan.sampling import generate
 from gan.version import CONFIG_FORMAT

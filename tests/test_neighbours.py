@@ -17,8 +17,9 @@ from conftest import REPO, child_env
 from gan.data import ImageData, load_image_data
 from gan.errors import GanError
 from gan.evaluator import EvaluatorConfig, save_evaluator, train_evaluator
-from gan.hub import save_model
-from gan.metrics import authentic_share, default_evaluator_dir, precision_recall
+from gan.files import save_model
+from gan.evaluator import default_evaluator_dir
+from gan.metrics import authentic_share, precision_recall
 from gan.neighbours import (INDEX_NAME, build_index, feature_vectors, index_for_model, load_index, main, nearest,
                             nearest_real, save_index, thumbnail_size, thumbnails)
 from test_metrics import TINY_EVALUATOR, tiny_generator, write_idx_dataset

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import REPO, tiny_export
 from gan import generate, load_generator
-from gan.hub import publish_folder
+from gan.publish import publish_folder
 from gan.version import __version__
 from hub_server import TOKEN, USER, local_hub  # noqa: F401
 
@@ -78,7 +78,7 @@ def test_wheel_holds_the_gan_package_and_its_metadata(wheel):
     assert 'Requires-Dist: accelerate>=1.10; extra == "train"' in metadata
     entry_points = zipfile.ZipFile(wheel).read(f"conditional_gan-{__version__}.dist-info/entry_points.txt").decode()
     for script in ("gan-sample = gan.sample:main", "gan-evaluate = gan.evaluate:main", "gan-quiz = gan.quiz.cli:main",
-                   "gan-hub = gan.hub:main", "gan-space = gan.space:main", "gan-invert = gan.invert:main",
+                   "gan-hub = gan.publish:main", "gan-space = gan.space:main", "gan-invert = gan.invert:main",
                    "gan-neighbours = gan.neighbours:main", "gan-directions = gan.directions:main"):
         assert script in entry_points
 

@@ -23,7 +23,7 @@ from PIL import Image
 from conftest import CLASS_NAMES, REPO, child_env, tiny_export
 from gan.demo import enlarge, load_demo_model
 from gan.errors import GanError
-from gan.hub import save_real_pool
+from gan.files import save_real_pool
 from gan.quiz import (Judgment, JudgmentStore, Quiz, QuizSession, RoundView, encode_image, main, rate_interval,
                       stats, stats_chart, stats_table)
 from gan.sampling import generate

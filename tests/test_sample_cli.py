@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gan.config import ModelConfig
-from gan.hub import save_model
+from gan.files import save_model
 from gan.models import Generator
 from gan.sample import main, parse_seeds
 from gan.sampling import generate
@@ -29,7 +29,7 @@ def test_npz_holds_uint8_images_and_int64_labels_in_class_then_seed_order(model_
     data = np.load(out)
     assert data["x"].shape == (6, 28, 28) and data["x"].dtype == np.uint8
     assert data["y"].dtype == np.int64 and data["y"].tolist() == [2, 2, 2, 0, 0, 0]
-    from gan.hub import load_generator
+    from gan.models import load_generator
 
     expected = generate(load_generator(model_dir), [2, 0], [5, 3], 0.7)[..., 0]
     assert (data["x"][1] == expected[0]).all() and (data["x"][3] == expected[1]).all()
@@ -53,7 +53,7 @@ def test_imagefolder_loads_with_datasets_and_the_right_labels(model_dir, tmp_pat
     bag = out / "Bag" / "seed0000000002.png"
     from PIL import Image
 
-    from gan.hub import load_generator
+    from gan.models import load_generator
 
     expected = generate(load_generator(model_dir), [2], [2])[0, ..., 0]
     assert (np.asarray(Image.open(bag)) == expected).all()

@@ -12,7 +12,8 @@ import torch
 from huggingface_hub import ModelCard
 
 from gan.evaluator import load_evaluator, predict
-from gan.hub import load_discriminator, load_generator, load_real_pool
+from gan.files import load_real_pool
+from gan.models import load_discriminator, load_generator
 from gan.quiz.tells import tell_accuracies
 from gan.sampling import generate
 

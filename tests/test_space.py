@@ -13,7 +13,7 @@ from huggingface_hub import HfApi, ModelCard, metadata_load, snapshot_download
 
 from conftest import REPO, child_env, tiny_export
 from gan.errors import GanError
-from gan.hub import publish_folder
+from gan.publish import publish_folder
 from gan.space import deploy, space_models
 from hub_server import TOKEN, USER, local_hub  # noqa: F401
 

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import CLASSES, REPO, TINY, launch_command, run, child_env
-from gan.hub import load_discriminator, load_generator
+from gan.models import load_discriminator, load_generator
 from gan.monitor import selection_score
 from gan.sampling import generate
 

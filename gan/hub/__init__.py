@@ -1,36 +1,17 @@
-"""Models as safetensors + config.json folders, on disk or on the Hugging Face Hub (same layout in both places).
-
-Layout of an exported model folder and of a model repo:
-    config.json, model.safetensors        the EMA generator: `Generator.from_pretrained("user/repo")` just works
-    discriminator/config.json, discriminator/model.safetensors
-    samples.png, timelapse.gif, metrics.json, training_config.json, training_summary.json, real_pool.safetensors,
-    README.md (the model card)
-Loading never unpickles anything and is strict: a missing or unexpected tensor is an error. Uploads are one commit.
+"""Models on the Hugging Face Hub: `from_pretrained` / `push_to_hub` for our models, resolving a repo id (or a
+folder) to a local folder, uploading a folder as one commit, and the Hub client's errors as one readable line.
+The file format itself lives in gan/files.py; publishing a model folder (check, card, upload) in gan/publish.py.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import TypeVar
 
-import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
-from torch import nn
-
 from ..config import ModelConfig
 from ..errors import GanError
-
-WEIGHTS_NAME = "model.safetensors"
-REAL_POOL_NAME = "real_pool.safetensors"  # held-out real images for the quiz: never seen in training
-CONFIG_NAME = "config.json"
-DISCRIMINATOR_FOLDER = "discriminator"
-MODEL_FILES = ("config.json", "model.safetensors", "discriminator/*", "samples.png", "timelapse.gif",
-               "metrics.json", "training_config.json", "training_summary.json", "real_pool.safetensors", "README.md",
-               "directions.safetensors",  # the GANSpace directions (gan/directions.py): a few kB
-               "neighbours.safetensors")  # a copy check index, where one was built into the folder (gan/neighbours.py)
+from ..files import CONFIG_NAME, MODEL_FILES, WEIGHTS_NAME, load_model, looks_like_local_path, model_subfolder, save_model
 
 # Never uploaded: hidden files, caches and pickled formats (weights travel as safetensors only).
 IGNORED = [".*", "**/.*", "**/__pycache__/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]
@@ -67,119 +48,6 @@ class HubModelMixin:
             self.save_pretrained(tmp)
             return upload_folder(tmp, repo_id, path_in_repo=self.hub_subfolder or None, private=private,
                                  token=token, commit_message=commit_message or f"Upload {type(self).__name__}")
-
-
-# ---------------------------------------------------------------------------------------------- local folders
-
-
-def save_model(model: nn.Module, directory: str | Path) -> Path:
-    """Write model.safetensors and config.json into directory."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, directory / WEIGHTS_NAME, metadata={"format": "pt", "model": type(model).__name__})
-    model.model_config.save(directory / CONFIG_NAME)
-    return directory
-
-
-def load_model(cls: type[nn.Module], directory: str | Path) -> nn.Module:
-    """Build `cls` from directory/config.json and load directory/model.safetensors strictly; returns it in eval mode."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise GanError(f"model folder {directory} does not exist")
-    weights = directory / WEIGHTS_NAME
-    if not weights.is_file():
-        raise GanError(f"{directory} holds no {WEIGHTS_NAME}; is it an exported model folder?")
-    model = cls(ModelConfig.load(directory / CONFIG_NAME))
-    load_state_strictly(model, read_safetensors(weights), source=str(weights))
-    return model.eval()
-
-
-def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file (never a pickle), or GanError if it is not one."""
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise GanError(f"{path} is not a readable safetensors file ({error})") from None
-
-
-def model_subfolder(folder: Path, cls: type) -> Path:
-    """Where `cls` lives in a model folder: its subfolder, or the root of a folder holding that model alone."""
-    sub = getattr(cls, "hub_subfolder", "")
-    if not sub or (folder / sub / WEIGHTS_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
-        return folder / sub
-    return folder if weights_metadata(folder / WEIGHTS_NAME).get("model") == cls.__name__ else folder / sub
-
-
-def weights_metadata(path: Path) -> dict[str, str]:
-    """The metadata header of a safetensors file ({} if unreadable)."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return handle.metadata() or {}
-    except (SafetensorError, OSError):
-        return {}
-
-
-def load_state_strictly(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
-    """load_state_dict(strict=True), with one readable line for missing, unexpected or mis-shaped tensors."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or misshaped:
-        details = []
-        if missing:
-            details.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
-        if unexpected:
-            details.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
-        if misshaped:
-            k = misshaped[0]
-            details.append(f"{k} has shape {tuple(state[k].shape)}, config needs {tuple(expected[k].shape)}")
-        raise GanError(f"weights in {source} do not match their config.json: {'; '.join(details)}")
-    model.load_state_dict(state, strict=True)
-
-
-def load_generator(path_or_repo: str | Path, **hub_options):
-    """The (EMA) generator of a model folder or Hub repo, in eval mode on the CPU. hub_options: revision, token,
-    cache_dir, force_download, local_files_only (as in `Generator.from_pretrained`)."""
-    from ..models import Generator
-
-    return Generator.from_pretrained(path_or_repo, **hub_options)
-
-
-def load_discriminator(path_or_repo: str | Path, **hub_options):
-    """The discriminator of a model folder or Hub repo (its discriminator/ subfolder); hub_options as above."""
-    from ..models import Discriminator
-
-    return Discriminator.from_pretrained(path_or_repo, **hub_options)
-
-
-def save_real_pool(images: torch.Tensor, labels: torch.Tensor, folder: str | Path, *, split: str) -> Path:
-    """Store held-out real images (uint8 (N, C, H, W)) and their labels as real_pool.safetensors."""
-    path = Path(folder) / REAL_POOL_NAME
-    save_file({"images": images.permute(0, 2, 3, 1).contiguous(), "labels": labels.long().contiguous()}, path,
-              metadata={"split": split, "layout": "NHWC uint8"})
-    return path
-
-
-def load_real_pool(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """The held-out real images (uint8 (N, H, W, C)) and labels (int64 (N,)) of a model folder."""
-    path = Path(folder) / REAL_POOL_NAME
-    if not path.is_file():
-        raise GanError(f"{folder} has no {REAL_POOL_NAME} (held-out real images); re-export the model to add one")
-    pool = read_safetensors(path)
-    if set(pool) != {"images", "labels"} or pool["images"].dtype != torch.uint8 or pool["images"].dim() != 4:
-        raise GanError(f"{path} does not hold uint8 'images' (N, H, W, C) and 'labels'")
-    return pool["images"], pool["labels"]
-
-
-# ---------------------------------------------------------------------------------------------- the Hub
-
-
-def looks_like_local_path(text: str) -> bool:
-    """Hub ids are "name" or "owner/name"; anything rooted, relative-dotted or deeper can only be a path."""
-    return text.startswith(("/", "./", "../", "~")) or text.count("/") > 1 or (
-        os.sep != "/" and os.sep in text)
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -268,44 +136,3 @@ class hub_errors:
         else:
             return False
         raise GanError(message) from error
-
-
-def publish_folder(folder: str | Path, repo_id: str, *, private: bool | None = None, token: str | None = None,
-                   commit_message: str = "Upload model", code_url: str | None = None) -> str:
-    """Check a model folder loads strictly, (re)write its model card, and upload it as one commit."""
-    from ..card import write_model_card
-
-    folder = Path(folder)
-    check_repo_id(repo_id)
-    load_generator(folder)  # refuse before uploading anything: missing, mismatched or non-safetensors weights
-    if (folder / DISCRIMINATOR_FOLDER).exists():
-        load_discriminator(folder)
-    write_model_card(folder, repo_id=repo_id, code_url=code_url)
-    return upload_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m gan.hub push DIR REPO_ID`: publish an exported model folder to the Hub."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="gan-hub", description="Publish model folders to the Hub.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    push = commands.add_parser("push", help="upload an exported model folder (with a fresh model card) as one commit")
-    push.add_argument("folder", help="exported model folder, e.g. runs/NAME/export")
-    push.add_argument("repo_id", help="model repo, e.g. user/fashion-mnist-cgan")
-    push.add_argument("--private", action="store_true", help="create the repo as private")
-    push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
-    push.add_argument("--message", default="Upload model", help="commit message")
-    push.add_argument("--code-url", default=None,
-                      help="where the card says the `gan` package lives (a git URL pip can install from, e.g. the "
-                           "Space that `python -m gan.space deploy` made)")
-    args = parser.parse_args(argv)
-    try:
-        url = publish_folder(args.folder, args.repo_id, private=args.private or None, token=args.token,
-                             commit_message=args.message, code_url=args.code_url)
-    except GanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"pushed {args.folder} to {args.repo_id}: {url}")
-    return 0

@@ -1,5 +1,5 @@
-"""`python -m gan.hub push DIR REPO_ID`."""
+"""`python -m gan.hub push DIR REPO_ID` (gan/publish.py)."""
 
-from . import main
+from ..publish import main
 
 raise SystemExit(main())

@@ -26,7 +26,7 @@ import torch
 
 from ..demo import DemoModel, ModelRegistry, enlarge
 from ..errors import GanError
-from ..hub import load_real_pool
+from ..files import load_real_pool
 from ..sampling import MAX_SEED, check_truncation, generate
 from .store import MODES, Judgment, JudgmentStore
 

@@ -1,0 +1,123 @@
+"""Model folders on disk: safetensors weights beside config.json, the quiz's real pool, and the files' names.
+
+Layout of an exported model folder (and of a model repo, gan/hub/):
+    config.json, model.safetensors        the EMA generator
+    discriminator/config.json, discriminator/model.safetensors
+    samples.png, timelapse.gif, metrics.json, training_config.json, training_summary.json, real_pool.safetensors,
+    directions.safetensors, neighbours.safetensors (optional), README.md (the model card)
+Loading never unpickles anything and is strict: a missing or unexpected tensor is an error. No networking here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import ModelConfig
+from .errors import GanError
+
+WEIGHTS_NAME = "model.safetensors"
+REAL_POOL_NAME = "real_pool.safetensors"  # held-out real images for the quiz: never seen in training
+CONFIG_NAME = "config.json"
+DISCRIMINATOR_FOLDER = "discriminator"
+MODEL_FILES = ("config.json", "model.safetensors", "discriminator/*", "samples.png", "timelapse.gif",
+               "metrics.json", "training_config.json", "training_summary.json", "real_pool.safetensors", "README.md",
+               "directions.safetensors",  # the GANSpace directions (gan/directions.py): a few kB
+               "neighbours.safetensors")  # a copy check index, where one was built into the folder (gan/neighbours.py)
+
+
+def save_model(model: nn.Module, directory: str | Path) -> Path:
+    """Write model.safetensors and config.json into directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, directory / WEIGHTS_NAME, metadata={"format": "pt", "model": type(model).__name__})
+    model.model_config.save(directory / CONFIG_NAME)
+    return directory
+
+
+def load_model(cls: type[nn.Module], directory: str | Path) -> nn.Module:
+    """Build `cls` from directory/config.json and load directory/model.safetensors strictly; returns it in eval mode."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise GanError(f"model folder {directory} does not exist")
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise GanError(f"{directory} holds no {WEIGHTS_NAME}; is it an exported model folder?")
+    model = cls(ModelConfig.load(directory / CONFIG_NAME))
+    load_state_strictly(model, read_safetensors(weights), source=str(weights))
+    return model.eval()
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (never a pickle), or GanError if it is not one."""
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise GanError(f"{path} is not a readable safetensors file ({error})") from None
+
+
+def model_subfolder(folder: Path, cls: type) -> Path:
+    """Where `cls` lives in a model folder: its subfolder, or the root of a folder holding that model alone."""
+    sub = getattr(cls, "hub_subfolder", "")
+    if not sub or (folder / sub / WEIGHTS_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+        return folder / sub
+    return folder if weights_metadata(folder / WEIGHTS_NAME).get("model") == cls.__name__ else folder / sub
+
+
+def weights_metadata(path: Path) -> dict[str, str]:
+    """The metadata header of a safetensors file ({} if unreadable)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError):
+        return {}
+
+
+def load_state_strictly(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """load_state_dict(strict=True), with one readable line for missing, unexpected or mis-shaped tensors."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or misshaped:
+        details = []
+        if missing:
+            details.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            details.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+        if misshaped:
+            k = misshaped[0]
+            details.append(f"{k} has shape {tuple(state[k].shape)}, config needs {tuple(expected[k].shape)}")
+        raise GanError(f"weights in {source} do not match their config.json: {'; '.join(details)}")
+    model.load_state_dict(state, strict=True)
+
+
+def save_real_pool(images: torch.Tensor, labels: torch.Tensor, folder: str | Path, *, split: str) -> Path:
+    """Store held-out real images (uint8 (N, C, H, W)) and their labels as real_pool.safetensors."""
+    path = Path(folder) / REAL_POOL_NAME
+    save_file({"images": images.permute(0, 2, 3, 1).contiguous(), "labels": labels.long().contiguous()}, path,
+              metadata={"split": split, "layout": "NHWC uint8"})
+    return path
+
+
+def load_real_pool(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out real images (uint8 (N, H, W, C)) and labels (int64 (N,)) of a model folder."""
+    path = Path(folder) / REAL_POOL_NAME
+    if not path.is_file():
+        raise GanError(f"{folder} has no {REAL_POOL_NAME} (held-out real images); re-export the model to add one")
+    pool = read_safetensors(path)
+    if set(pool) != {"images", "labels"} or pool["images"].dtype != torch.uint8 or pool["images"].dim() != 4:
+        raise GanError(f"{path} does not hold uint8 'images' (N, H, W, C) and 'labels'")
+    return pool["images"], pool["labels"]
+
+
+def looks_like_local_path(text: str) -> bool:
+    """Hub ids are "name" or "owner/name"; anything rooted, relative-dotted or deeper can only be a path."""
+    return text.startswith(("/", "./", "../", "~")) or text.count("/") > 1 or (
+        os.sep != "/" and os.sep in text)
