@@ -8,6 +8,8 @@ import pytest
 
 from conftest import REPO, run
 
+pytestmark = pytest.mark.slow  # runs the benchmark scripts
+
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 

@@ -13,8 +13,8 @@ from conftest import free_port, tiny_export, tiny_neighbour_index
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Skipped on a developer machine without Chromium, never in CI (.ci/run installs it; CI=true).
-pytestmark = pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
-                                reason="Debian's chromium is not installed (scripts/setup.sh --test installs it)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
+                                reason="Debian's chromium is not installed (scripts/setup.sh --test installs it)")]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
 

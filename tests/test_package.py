@@ -22,6 +22,8 @@ from gan.publish import publish_folder
 from gan.version import __version__
 from hub_server import TOKEN, USER, local_hub  # noqa: F401
 
+pytestmark = pytest.mark.slow  # builds a wheel and a fresh venv
+
 SHIPPED = REPO / "models" / "fashion-mnist"
 
 

@@ -32,6 +32,7 @@ def checkpoint_names(out: Path) -> list[str]:
     return sorted(p.name for p in (out / "checkpoints").iterdir())
 
 
+@pytest.mark.slow
 def test_accelerate_launch_writes_checkpoints_samples_timelapse_logs_and_export(tiny_imagefolder, tmp_path):
     out = tmp_path / "run"
     result = run(launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY,
@@ -75,6 +76,7 @@ def test_accelerate_launch_writes_checkpoints_samples_timelapse_logs_and_export(
     assert grid.size == ((2 * 30 + 2) * 2, (3 * 30 + 2) * 2)
 
 
+@pytest.mark.slow
 def test_python_train_py_and_dry_run(tiny_imagefolder, tmp_path):
     out = tmp_path / "dry"
     result = run(python_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY, "--dry-run"))
@@ -85,6 +87,7 @@ def test_python_train_py_and_dry_run(tiny_imagefolder, tmp_path):
     assert not out.exists()  # a dry run writes nothing
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_continues_the_same_run(tiny_imagefolder, tmp_path):
     common = ["--dataset", str(tiny_imagefolder), *TINY, "--checkpoint-every", "4", "--sample-every", "0",
               "--checkpoints-total-limit", "0"]
@@ -125,6 +128,7 @@ def test_killed_run_resumes_and_continues_the_same_run(tiny_imagefolder, tmp_pat
     assert torch.allclose(optimizer_a["state"][0]["exp_avg"], optimizer_b["state"][0]["exp_avg"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resuming_with_other_learning_rates_trains_at_the_new_ones(tiny_imagefolder, tmp_path):
     out = tmp_path / "run"
     common = ["--dataset", str(tiny_imagefolder), *TINY, "--output-dir", str(out), "--checkpoint-every", "4",
@@ -137,6 +141,7 @@ def test_resuming_with_other_learning_rates_trains_at_the_new_ones(tiny_imagefol
         assert [(g["lr"], tuple(g["betas"])) for g in groups] == [(lr, (0.0, 0.99))] * len(groups), name
 
 
+@pytest.mark.slow
 def test_two_process_cpu_run_trains_checkpoints_and_exports_once(tiny_imagefolder, tmp_path):
     out = tmp_path / "ddp"
     result = run(launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY,
@@ -151,6 +156,7 @@ def test_two_process_cpu_run_trains_checkpoints_and_exports_once(tiny_imagefolde
     assert generate(load_generator(out / "export"), [2], [0]).shape == (1, 28, 28, 1)
 
 
+@pytest.mark.slow
 def test_cpu_launch_of_several_processes_without_mpirun_is_refused(tiny_imagefolder, tmp_path):
     command = launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(tmp_path / "o"), *TINY)
     command[command.index("--num_processes") + 1] = "2"  # `--cpu --num_processes 2`: one process in disguise
@@ -194,6 +200,7 @@ def test_bad_flag_values_are_refused_before_anything_starts(tmp_path, capsys, fl
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags,message",
     [
@@ -211,6 +218,7 @@ def test_bad_flags_and_data_give_one_clear_line(tiny_imagefolder, tmp_path, flag
     assert message in error_line(result)
 
 
+@pytest.mark.slow
 def test_empty_dataset_and_unreadable_image(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -223,6 +231,7 @@ def test_empty_dataset_and_unreadable_image(tmp_path):
     assert "x.png" in line
 
 
+@pytest.mark.slow
 def test_label_column_that_is_not_a_class_label(tmp_path):
     import datasets
     import numpy as np
@@ -239,6 +248,7 @@ def test_label_column_that_is_not_a_class_label(tmp_path):
     assert "not a class label" in line
 
 
+@pytest.mark.slow
 def test_corrupt_and_mismatched_checkpoints_are_refused_without_damage(tiny_imagefolder, tmp_path):
     out = tmp_path / "run"
     args = ["--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY, "--checkpoint-every", "2",
@@ -277,6 +287,7 @@ def test_nan_loss_stops_with_a_clear_error():
         check_losses(accelerator, torch.tensor(float("nan")), torch.tensor(1.0), step=7)
 
 
+@pytest.mark.slow
 def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder, tmp_path):
     common = ["--dataset", str(tiny_imagefolder), *TINY, "--checkpoint-every", "0", "--sample-every", "0"]
     assert run(python_command(*common, "--output-dir", str(tmp_path / "first"), "--max-steps", "4")).returncode == 0
@@ -333,6 +344,7 @@ def split_imagefolder_with_evaluator(tmp_path_factory):
     return root / "data", root / "evaluator"
 
 
+@pytest.mark.slow
 def test_eval_every_scores_the_generator_and_keeps_the_best_export(split_imagefolder_with_evaluator, tmp_path):
     data, evaluator = split_imagefolder_with_evaluator
     out = tmp_path / "run"
@@ -373,6 +385,7 @@ def test_eval_every_scores_the_generator_and_keeps_the_best_export(split_imagefo
     assert kept["step"] == (8 if score8 < chosen[best_step] else best_step)
 
 
+@pytest.mark.slow
 def test_eval_every_with_too_few_images_for_a_two_sample_test_ranks_by_fd(split_imagefolder_with_evaluator,
                                                                           tmp_path):
     data, evaluator = split_imagefolder_with_evaluator
@@ -438,6 +451,7 @@ def test_max_minutes_stops_training_and_a_larger_budget_trains_on(tiny_imagefold
     assert summary["steps"] == 9 and (state.step, state.train_seconds) == (9, 90.0)  # 30 s more: 3 more steps
 
 
+@pytest.mark.slow
 def test_a_tiny_budget_stops_after_the_first_step_however_fast_the_machine(tiny_imagefolder, tmp_path):
     out = tmp_path / "budget"
     # 1e-9 minutes are 60 ns, less than any training step takes: the run stops after exactly one step.
@@ -452,6 +466,7 @@ def test_a_tiny_budget_stops_after_the_first_step_however_fast_the_machine(tiny_
 # ---------------------------------------------------------------------------------------------- precision, --help
 
 
+@pytest.mark.slow
 def test_mixed_precision_flag_reaches_accelerate_and_the_summary_records_it(tiny_imagefolder, tmp_path):
     out = tmp_path / "bf16"
     # The flag wins over `accelerate launch --mixed_precision no`; bf16 runs (slowly) on a CPU too.
