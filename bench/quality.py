@@ -39,7 +39,8 @@ from gan.ema import recalibrate_batch_norm  # noqa: E402
 from gan.files import CONFIG_NAME, WEIGHTS_NAME, load_state_strictly, read_safetensors  # noqa: E402
 from gan.evaluator import open_evaluator  # noqa: E402
 from gan.metrics import score_generator  # noqa: E402
-from gan.training import list_checkpoints, train  # noqa: E402
+from gan.checkpoints import list_checkpoints  # noqa: E402
+from gan.training import train  # noqa: E402
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 

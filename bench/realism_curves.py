@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.report import report  # noqa: E402
 from gan.card import training_command  # noqa: E402
-from gan.training import EVALS_NAME  # noqa: E402
+from gan.export import EVALS_NAME  # noqa: E402
 
 RECIPE_FIELDS = ("g_width", "d_width", "output_gain", "loss", "batch_size", "lr_g", "lr_d", "d_steps", "ema_decay",
                  "ema_start", "diffaugment", "init_from", "cpu_threads")

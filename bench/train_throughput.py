@@ -1,9 +1,10 @@
-"""Training-step throughput on this machine: one D step (real + fake batch) and one G step, as gan/training.py does.
+"""Training-step throughput on this machine: gan/steps.py's D step (real + fake batch), G step and EMA step, the
+functions gan/training.py runs.
 
     python bench/train_throughput.py [--sizes 28 32 64] [--batch 64 [16 ...]] [--threads 2] [--steps 20] [--quick]
 
 Prints steps/s and real images/s per image size at the default widths, plus the share of a step spent in the
-discriminator step, the generator step and the no-grad fake generation. With several --batch sizes it also fits
+discriminator step (with its no-grad fakes), the generator step and the EMA update. With several --batch sizes it also fits
 step time = fixed overhead + time per image, which says whether a step is bound by per-step overhead (Python,
 kernel launches, optimizer) or by the work per image (FLOPs). Reports, never asserts.
 """
@@ -21,51 +22,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import report  # noqa: E402
 
-from gan.augment import diff_augment, parse_policy  # noqa: E402
+from accelerate import Accelerator  # noqa: E402
+
+from gan.augment import parse_policy  # noqa: E402
 from gan.config import ModelConfig  # noqa: E402
-from gan.losses import discriminator_loss, generator_loss  # noqa: E402
+from gan.ema import EMA  # noqa: E402
 from gan.models import Discriminator, Generator  # noqa: E402
+from gan.steps import StepModels, d_step, ema_step, g_step  # noqa: E402
 
 
 def measure(size: int, channels: int, batch: int, steps: int, width: int, policy: str) -> dict:
+    """Time gan/steps.py's d_step, g_step and ema_step, prepared by accelerate on the CPU as train.py does."""
     config = ModelConfig(image_size=size, channels=channels, g_width=width, d_width=width)
-    generator, discriminator = Generator(config), Discriminator(config)
+    accelerator = Accelerator(cpu=True)
+    generator = Generator(config).to(memory_format=torch.channels_last)  # train.py's default memory format
+    discriminator = Discriminator(config).to(memory_format=torch.channels_last)
+    ema = EMA(generator, decay=0.999)
     opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.0, 0.9))
-    ops = parse_policy(policy)
-    real = torch.rand(batch, channels, size, size) * 2 - 1
+    generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
+    models = StepModels(accelerator, generator, discriminator, opt_g, opt_d, parse_policy(policy), "hinge",
+                        config.latent_dim)
+    real = torch.randint(0, 256, (batch, channels, size, size), dtype=torch.uint8)
     labels = torch.randint(0, config.num_classes, (batch,))
-    parts = {"fake": 0.0, "d_step": 0.0, "g_step": 0.0}
+    parts = {"d_step": 0.0, "g_step": 0.0, "ema_step": 0.0}
 
-    def step(timed: bool) -> None:
+    def step(index: int, timed: bool) -> None:
         t0 = time.perf_counter()
-        with torch.no_grad():
-            fake = generator(torch.randn(batch, config.latent_dim), labels)
+        d_step(models, real, labels)
         t1 = time.perf_counter()
-        logits = discriminator(diff_augment(torch.cat([real, fake]), ops), labels.repeat(2))
-        loss_d = discriminator_loss(*logits.chunk(2))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        g_step(models, labels)
         t2 = time.perf_counter()
-        discriminator.requires_grad_(False)
-        loss_g = generator_loss(discriminator(diff_augment(generator(torch.randn(batch, config.latent_dim), labels),
-                                                           ops), labels))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        discriminator.requires_grad_(True)
+        ema_step(ema, models, index)
         t3 = time.perf_counter()
         if timed:
-            parts["fake"] += t1 - t0
-            parts["d_step"] += t2 - t1
-            parts["g_step"] += t3 - t2
+            parts["d_step"] += t1 - t0
+            parts["g_step"] += t2 - t1
+            parts["ema_step"] += t3 - t2
 
-    for _ in range(3):
-        step(False)  # warm-up: allocator and kernel selection
+    for index in range(3):
+        step(index, False)  # warm-up: allocator and kernel selection
     start = time.perf_counter()
-    for _ in range(steps):
-        step(True)
+    for index in range(steps):
+        step(3 + index, True)
     elapsed = time.perf_counter() - start
     return {"image_size": size, "channels": channels, "width": width, "batch": batch, "steps": steps,
             "steps_per_s": steps / elapsed, "images_per_s": steps * batch / elapsed,

@@ -15,7 +15,8 @@ from PIL import Image
 
 from gan.config import TrainConfig
 from gan.errors import GanError
-from gan.training import log_sample_grid, resolve_trackers
+from gan.export import log_sample_grid
+from gan.training import resolve_trackers
 from train import build_parser, config_from_args, main
 
 

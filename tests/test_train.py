@@ -403,7 +403,7 @@ def test_eval_every_with_too_few_images_for_a_two_sample_test_ranks_by_fd(split_
 
 def test_out_of_time_only_when_a_budget_is_set_and_spent():
     from gan.config import TrainConfig
-    from gan.training import TrainingState
+    from gan.run import TrainingState
 
     one_minute, no_limit = TrainConfig(max_minutes=1), TrainConfig(max_minutes=0)
     assert not TrainingState(train_seconds=59.9).out_of_time(one_minute)

@@ -1,0 +1,121 @@
+"""A run folder's checkpoints: preparing the folder (refusing one of another run), saving complete checkpoints
+atomically, resuming from the newest (or a named) one, and warm starts from an exported model (--init-from)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from accelerate import Accelerator
+
+from .config import TrainConfig
+from .ema import EMA
+from .errors import GanError
+from .models import load_discriminator, load_generator
+
+CHECKPOINT_PREFIX = "step_"
+PARTIAL_PREFIX = ".partial-"  # a checkpoint is written under this name and renamed when complete
+
+
+def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) -> None:
+    """Create the folder, refuse one that holds a different run, drop partial checkpoints, record the config."""
+    config_path = out / "training_config.json"
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        previous = {**VALUES_BEFORE_THEIR_FLAGS, **previous}
+        changed = [k for k in RUN_IDENTITY if previous.get(k) != getattr(cfg, k)]
+        if changed and list_checkpoints(out):
+            details = ", ".join(f"{k}: {previous.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
+            raise GanError(
+                f"{out} holds checkpoints of a run with other settings ({details}); "
+                "rerun with the same flags to resume, or choose a new --output-dir"
+            )
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for partial in (out / "checkpoints").glob(PARTIAL_PREFIX + "*"):
+            shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while saving
+        config_path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    accelerator.wait_for_everyone()
+
+
+# What runs of versions that lacked a flag trained with: their folders resume with it set so.
+VALUES_BEFORE_THEIR_FLAGS = {"output_gain": 1.0}
+# Flags that define what a checkpoint holds; changing any other flag (max steps, logging...) still resumes.
+RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "output_gain",
+                "batch_size", "seed")
+
+
+def list_checkpoints(out: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    folder = out / "checkpoints"
+    found = [p for p in folder.glob(CHECKPOINT_PREFIX + "*") if p.is_dir()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def resume_checkpoint(accelerator: Accelerator, out: Path, resume: str | None) -> Path | None:
+    """Load the checkpoint `resume` names, or the newest complete one in the run folder; None if starting fresh."""
+    if resume:
+        path = Path(resume)
+        if not path.is_dir():
+            raise GanError(f"checkpoint {path} does not exist; give a folder like {out}/checkpoints/step_00001000")
+    else:
+        checkpoints = list_checkpoints(out)
+        if not checkpoints:
+            return None
+        path = checkpoints[-1]
+    try:
+        accelerator.load_state(str(path))
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1].strip()[:300]
+        raise GanError(
+            f"checkpoint {path} does not match this model ({first_line}); rerun with the flags it was trained with "
+            "or choose a new --output-dir"
+        ) from None
+    except Exception as error:  # truncated or corrupt files surface as many different exception types
+        raise GanError(
+            f"checkpoint {path} could not be read ({type(error).__name__}: {str(error)[:200]}); "
+            f"pass an older one with --resume, or delete it"
+        ) from None
+    if accelerator.is_main_process:
+        print(f"Resumed from {path}", flush=True)
+    return path
+
+
+def save_checkpoint(accelerator: Accelerator, out: Path, step: int, total_limit: int) -> Path:
+    """Write the full state under a temporary name, then rename it: a killed run never leaves a half checkpoint."""
+    folder = out / "checkpoints"
+    final, partial = folder / f"{CHECKPOINT_PREFIX}{step:08d}", folder / f"{PARTIAL_PREFIX}{step:08d}"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)  # atomic on POSIX: the checkpoint appears complete or not at all
+        for old in list_checkpoints(out)[:-total_limit] if total_limit > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
+    """Warm start (fine-tuning, or carrying a run across machines): weights of an exported model, fresh optimizers.
+    The export's EMA generator starts both the live generator and the EMA; its config must match this run's."""
+    exported_g, exported_d = load_generator(source), load_discriminator(source)
+    for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):
+        # Only the architecture must match: class names may differ, so a model of one dataset can start
+        # training on another with as many classes (transfer, which converges much faster on small data).
+        # The output gain has no weights: a tanh model may start a run that trains it to saturate.
+        theirs_arch = replace(theirs.model_config, class_names=mine.model_config.class_names,
+                              output_gain=mine.model_config.output_gain)
+        if theirs_arch != mine.model_config:
+            raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
+                           f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")
+        mine.load_state_dict(theirs.state_dict())
+    ema.model.load_state_dict(exported_g.state_dict())

@@ -1,0 +1,68 @@
+"""One training step's parts: the discriminator step, the generator step and the EMA step. gan/training.py runs them
+in its loop and bench/train_throughput.py times these same functions, so the benchmark measures what training does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+from .augment import diff_augment
+from .data import to_model_range
+from .ema import EMA
+from .losses import discriminator_loss, generator_loss
+
+
+@dataclass
+class StepModels:
+    """What a step touches: both models and optimizers as accelerate prepared them, and the recipe's choices."""
+
+    accelerator: Accelerator
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    policy: list  # DiffAugment operations (gan/augment.py parse_policy)
+    loss: str  # "hinge" or "nonsaturating" (gan/losses.py)
+    latent_dim: int
+
+
+def d_step(models: StepModels, real_u8: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Discriminator: a real batch against fresh fakes of the same classes, both augmented alike; returns its loss."""
+    real = to_model_range(real_u8)
+    z = torch.randn(real.shape[0], models.latent_dim, device=real.device)
+    with torch.no_grad(), models.accelerator.autocast():
+        fake = models.generator(z, labels)
+    with models.accelerator.autocast():
+        logits = models.discriminator(diff_augment(torch.cat([real, fake.to(real.dtype)]), models.policy),
+                                      labels.repeat(2))
+        real_logits, fake_logits = logits.chunk(2)
+        loss_d = discriminator_loss(real_logits.float(), fake_logits.float(), models.loss)
+    models.opt_d.zero_grad(set_to_none=True)
+    models.accelerator.backward(loss_d)
+    models.opt_d.step()
+    return loss_d
+
+
+def g_step(models: StepModels, labels: torch.Tensor) -> torch.Tensor:
+    """Generator: fool the discriminator on these classes; returns its loss. D is called unwrapped with frozen
+    weights, so DDP neither synchronises nor computes gradients it would throw away."""
+    raw_d = models.accelerator.unwrap_model(models.discriminator)
+    raw_d.requires_grad_(False)
+    z = torch.randn(len(labels), models.latent_dim, device=labels.device)
+    with models.accelerator.autocast():
+        fake = diff_augment(models.generator(z, labels), models.policy)
+        loss_g = generator_loss(raw_d(fake, labels).float(), models.loss)
+    models.opt_g.zero_grad(set_to_none=True)
+    models.accelerator.backward(loss_g)
+    models.opt_g.step()
+    raw_d.requires_grad_(True)
+    return loss_g
+
+
+def ema_step(ema: EMA, models: StepModels, step: int) -> None:
+    """The EMA generator follows the trained one's weights."""
+    ema.update(models.accelerator.unwrap_model(models.generator), step)
