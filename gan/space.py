@@ -216,7 +216,7 @@ def deploy(space_id: str, model_specs: list[str] | None = None, *, token: str | 
         for model in models:
             if model.folder is not None:
                 log(f"pushing {model.folder} to {model.repo_id} ...")
-                push_copy(model, token, private=private, code_url=space_url)
+                push_copy(model, token, private=private, code_url=space_url, log=log)
         api = HfApi(token=token)
         with hub_errors(space_id, None, writing=True):
             api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private or None, exist_ok=True)
@@ -226,14 +226,29 @@ def deploy(space_id: str, model_specs: list[str] | None = None, *, token: str | 
     return files
 
 
-def push_copy(model: SpaceModel, token: str | None, *, private: bool, code_url: str) -> None:
+def push_copy(model: SpaceModel, token: str | None, *, private: bool, code_url: str, log=print) -> None:
     """Push a model folder through a copy: the pushed card names the repo and the Space, and the folder (a shipped
-    model, say) keeps its own card."""
+    model, say) keeps its own card; the copy carries the copy check's index when this machine can make one."""
     with tempfile.TemporaryDirectory(prefix="gan-model-") as tmp:
         copy = Path(tmp) / model.folder.resolve().name
         shutil.copytree(model.folder, copy, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        attach_neighbour_index(copy, log)
         publish_folder(copy, model.repo_id, private=private or None, token=token,
                        commit_message="Upload model (gan.space deploy)", code_url=code_url)
+
+
+def attach_neighbour_index(folder: Path, log=print) -> None:
+    """Put the copy check's index (gan/neighbours.py) into a model folder about to be pushed: a Space has neither the
+    training data nor the evaluator to build one. Built here (or taken from this machine's cache) when the data is
+    at hand; otherwise the model goes without, and the Space's copy check says so."""
+    from .neighbours import INDEX_NAME, index_for_model, save_index
+
+    if (folder / INDEX_NAME).is_file():
+        return
+    try:
+        save_index(index_for_model(folder, log=log), folder / INDEX_NAME)
+    except GanError as error:
+        log(f"note: {folder.name} is pushed without a copy check index ({error})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,9 @@ def pytest_configure(config):
 
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
     _SESSION_TEMP = tempfile.mkdtemp(prefix="gan-tests-")
-    os.environ.update(TMPDIR=_SESSION_TEMP, GRADIO_TEMP_DIR=str(Path(_SESSION_TEMP) / "gradio"))
+    # XDG_CACHE_HOME: caches the code keeps (e.g. neighbour indexes, gan/neighbours.py) stay in the run's folder too.
+    os.environ.update(TMPDIR=_SESSION_TEMP, GRADIO_TEMP_DIR=str(Path(_SESSION_TEMP) / "gradio"),
+                      XDG_CACHE_HOME=str(Path(_SESSION_TEMP) / "cache"))
     tempfile.tempdir = _SESSION_TEMP
 
 

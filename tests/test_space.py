@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi, ModelCard, metadata_load, snapshot_download
 
-from conftest import REPO, child_env, tiny_export
+from conftest import REPO, child_env, tiny_export, tiny_neighbour_index
 from gan.errors import GanError
 from gan.publish import publish_folder
 from gan.space import deploy, space_models
@@ -150,3 +150,26 @@ def test_app_serves_the_space_readme_models_unless_told_otherwise(tmp_path, monk
     assert app.model_sources() == ["a/one"]
     monkeypatch.setenv("GAN_MODEL", "c/three")
     assert app.model_sources() == ["c/three"] and app.model_sources(["d/four"]) == ["d/four"]
+
+
+def test_a_pushed_model_carries_the_copy_check_index_when_one_can_be_made(tmp_path, monkeypatch):
+    """A Space can build no neighbour index (no data, no evaluator): deploy puts one into the pushed copy."""
+    import gan.neighbours
+    from gan.neighbours import INDEX_NAME, load_index
+    from gan.space import attach_neighbour_index
+
+    source, folder = tmp_path / "source", tmp_path / "pushed"
+    tiny_neighbour_index(source, tiny_export(source))
+    tiny_export(folder)
+    monkeypatch.setattr(gan.neighbours, "index_for_model", lambda model, log=None: load_index(source / INDEX_NAME))
+    attach_neighbour_index(folder, log=lambda message: None)
+    assert load_index(folder / INDEX_NAME).info.train_images == 61
+
+    def cannot(model, log=None):
+        raise GanError("no data here")
+
+    (folder / INDEX_NAME).unlink()
+    monkeypatch.setattr(gan.neighbours, "index_for_model", cannot)
+    notes = []
+    attach_neighbour_index(folder, log=notes.append)
+    assert not (folder / INDEX_NAME).exists() and "without a copy check index (no data here)" in notes[0]
