@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .augment import parse_policy
 from .errors import GanError
+from .losses import LOSSES
 from .version import CONFIG_FORMAT, __version__
 
 # Generators start from a small square and double it with each block: 7 for the MNIST family, 4 for powers of two.
@@ -132,69 +135,147 @@ class ModelConfig(JsonConfig):
         return base * min(2**level, self.max_width_multiplier)
 
 
+DATA, MODEL, RECIPE, OUTPUT, HUB = "data", "model", "recipe", "output", "Hugging Face Hub"  # train.py's help groups
+PRECISIONS = ("no", "fp16", "bf16")
+
+
+def option(default: Any, help: str, *, group: str, choices: tuple | None = None, metavar: str | None = None,
+           required: bool = False, low: float | None = None, high: float | None = None, open: str = "[]"):
+    """A TrainConfig field declared once: its default, the help text and group of its train.py flag, and the
+    values it accepts (choices; low/high bounds, `open` saying which ends are excluded, e.g. "()" or "[)")."""
+    return field(default=default, metadata=dict(help=help, group=group, choices=choices, metavar=metavar,
+                                                required=required, low=low, high=high, open=open))
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 @dataclass
 class TrainConfig:
-    """One training run: data, recipe, schedule and outputs. Saved as training_config.json in the output folder."""
+    """One training run: data, recipe, schedule and outputs. Saved as training_config.json in the output folder.
+    Every field is also a train.py flag (`--field-name`), built from its declaration here."""
 
-    dataset: str = ""  # Hub dataset id, imagefolder path, or folder of MNIST-format IDX files
-    output_dir: str = "runs/default"  # checkpoints, samples, logs and export/ go here
-    split: str = "train"  # dataset split to train on
-    image_column: str | None = None  # image column of a `datasets` source (default: first Image feature)
-    label_column: str | None = None  # label column of a `datasets` source (default: first ClassLabel feature)
-    # model
-    image_size: int = 28  # images are resized and center-cropped to this
-    channels: int | None = None  # 1 or 3; None = infer from the data
-    latent_dim: int = 128  # size of z
-    g_width: int = 32  # generator base width
-    d_width: int = 32  # discriminator base width
-    output_gain: float = 1.1  # generator output clamp(gain * tanh(x)): 1.1 saturates at |tanh| >= 0.91 (1 = tanh)
-    # recipe
-    loss: str = "hinge"  # "hinge" or "nonsaturating"
-    batch_size: int = 64  # real images per discriminator step, per process
-    lr_g: float = 2e-4  # generator Adam learning rate
-    lr_d: float = 2e-4  # discriminator Adam learning rate
-    beta1: float = 0.0  # Adam beta1; 0 is the usual choice for spectrally normalised GANs
-    beta2: float = 0.9  # Adam beta2
-    d_steps: int = 1  # discriminator steps per generator step
-    ema_decay: float = 0.999  # decay of the EMA generator's weights
-    ema_start: int = 1000  # steps before the EMA begins averaging (it copies the generator until then)
-    diffaugment: str = "color,translation,cutout"  # DiffAugment policy; "" or "none" disables it
-    max_steps: int = 20000  # generator steps to train for
-    max_minutes: float = 0.0  # also stop after this many minutes of training steps, resumes included (0 = no limit)
-    seed: int = 0  # seeds weights, noise and data order
-    num_workers: int = 0  # DataLoader workers; data is in memory, so 0 is usually fastest
-    memory_format: str = "channels_last"  # layout of both models' tensors: "channels_last" (NHWC, ~13% faster CPU
-    #                                      steps measured here, the usual choice on GPUs) or "contiguous" (NCHW)
-    cpu_threads: int | None = None  # torch threads per process on CPU; None = available cores / processes
-    # outputs
-    checkpoint_every: int = 1000  # steps between full-state checkpoints (0 = only at the end)
-    checkpoints_total_limit: int = 3  # checkpoints kept; older ones are deleted
-    sample_every: int = 500  # steps between fixed-noise sample grids (0 = only at the end)
-    export_every: int = 0  # steps between exports of the EMA generator to export/ (0 = only at the end)
-    eval_every: int = 0  # steps between quality evaluations of the EMA generator (0 = never); the best is kept in best/
-    evaluator: str | None = None  # evaluator folder for those (default: evaluators/<dataset folder name>)
-    eval_per_class: int = 100  # generated images per class each evaluation scores
-    eval_split: str = "test"  # real split they are compared with
-    c2st_per_class: int = 500  # generated images per class for the evaluations' two-sample test (C2ST), against as
-    #                            many real training images; fewer than ~500 a class leave its classifier half-trained
-    sample_seeds: int = 8  # columns of the sample grid: seeds 0..N-1, one row per class
-    log_every: int = 50  # steps between loss logs (and NaN checks)
-    # accelerate trackers, comma-separated ("tensorboard", "tensorboard,wandb"; "all" = every installed one); a
-    # string, as in versions that took one tracker, so their training_config.json files still load and resume
-    log_with: str | None = None
-    tracker_project: str = "gan"  # project name the trackers log under (TensorBoard: the folder logs/<name>)
-    mixed_precision: str | None = None  # "no", "fp16" or "bf16"; None = what `accelerate launch`/config set
-    resume: str | None = None  # checkpoint folder to resume from; None = the newest in output_dir
-    init_from: str | None = None  # exported model (folder or repo) whose G, EMA and D weights start a new run
-    real_pool_split: str = "test"  # held-out split whose images are exported as the quiz's real pool ("" = none)
-    real_pool_size: int = 500  # real images in that pool, balanced over classes
-    # Hub
-    push_to_hub: str | None = None  # model repo id to push the export to at the end (and with push_every)
-    hub_private: bool = False  # create that repo as private
-    push_every: int = 0  # steps between pushes of the export during training (0 = only at the end)
+    dataset: str = option("", "Hub dataset id (e.g. fashion_mnist, cifar10), a folder of class subfolders, or a "
+                              "folder of MNIST-format IDX files (e.g. /usr/share/datasets/fashion-mnist)",
+                              group=DATA, required=True)
+    output_dir: str = option("runs/default", "run folder: checkpoints, samples, logs, export/",
+                                             group=OUTPUT, required=True)
+    split: str = option("train", "dataset split to train on", group=DATA)
+    image_column: str | None = option(None, "image column of a Hub dataset (default: first Image feature)",
+                                            group=DATA)
+    label_column: str | None = option(None, "label column of a Hub dataset (default: first ClassLabel)", group=DATA)
+    image_size: int = option(28, f"resize and center-crop images to this size; one of {SUPPORTED_IMAGE_SIZES}",
+                                 group=DATA)
+    channels: int | None = option(None, "1 = grey, 3 = RGB (default: inferred from the data)",
+                                        group=DATA, choices=(1, 3))
+    latent_dim: int = option(128, "size of the noise vector z", group=MODEL, low=1)
+    g_width: int = option(32, "generator channels at full resolution", group=MODEL, low=1)
+    d_width: int = option(32, "discriminator channels at full resolution", group=MODEL, low=1)
+    output_gain: float = option(1.1, "generator output clamp(gain * tanh): above 1, pure white and black are "
+                                     "reachable (1 = plain tanh)",
+                                     group=MODEL, low=1, high=2, open="[]")
+    loss: str = option("hinge", "adversarial loss", group=RECIPE, choices=LOSSES)
+    batch_size: int = option(64, "real images per D step, per process", group=RECIPE, low=1)
+    lr_g: float = option(0.0002, "generator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")
+    lr_d: float = option(0.0002, "discriminator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")
+    beta1: float = option(0.0, "Adam beta1 for both models", group=RECIPE, low=0, high=1, open="[)")
+    beta2: float = option(0.9, "Adam beta2 for both models", group=RECIPE, low=0, high=1, open="[)")
+    d_steps: int = option(1, "discriminator steps per generator step", group=RECIPE, low=1)
+    ema_decay: float = option(0.999, "EMA decay of generator weights", group=RECIPE, low=0, high=1, open="[)")
+    ema_start: int = option(1000, "steps before the EMA starts averaging", group=RECIPE, low=0)
+    diffaugment: str = option("color,translation,cutout", "comma-separated DiffAugment ops from "
+                                                          "color,translation,cutout; 'none' disables",
+                                                          group=RECIPE)
+    max_steps: int = option(20000, "generator steps to train for", group=RECIPE, low=1)
+    max_minutes: float = option(0.0, "also stop after this many minutes of training, resumes included (0: no limit); "
+                                     "rerun with a larger value to train on",
+                                     group=RECIPE, low=0)
+    seed: int = option(0, "seed for weights, noise and data order", group=RECIPE, low=0)
+    num_workers: int = option(0, "DataLoader worker processes", group=RECIPE, low=0)
+    memory_format: str = option("channels_last", "tensor layout of both models: channels_last (NHWC) trained ~13%% "
+                                                 "faster on this project's CPU; the results are the same up to "
+                                                 "rounding",
+                                                 group=RECIPE, choices=("channels_last", "contiguous"))
+    cpu_threads: int | None = option(None, "torch threads per process when training on CPU (default: available cores "
+                                           "/ processes)",
+                                           group=RECIPE, low=1)
+    checkpoint_every: int = option(1000, "steps between full-state checkpoints (0: only at the end)",
+                                         group=OUTPUT, low=0)
+    checkpoints_total_limit: int = option(3, "number of checkpoints to keep (0: keep all)", group=OUTPUT, low=0)
+    sample_every: int = option(500, "steps between fixed-noise sample grids (0: only at the end)",
+                                    group=OUTPUT, low=0)
+    export_every: int = option(0, "steps between exports to OUTPUT_DIR/export (0: only at the end)",
+                                  group=OUTPUT, low=0)
+    eval_every: int = option(0, "steps between quality evaluations (class accuracy, FD, KID) of the EMA generator by "
+                                "the dataset's evaluator; the export with the lowest FD is kept in OUTPUT_DIR/best "
+                                "(0: never)",
+                                group=OUTPUT, low=0)
+    evaluator: str | None = option(None, "evaluator folder for --eval-every (default: evaluators/<dataset folder "
+                                         "name>)",
+                                         group=OUTPUT)
+    eval_per_class: int = option(100, "generated images per class in each evaluation", group=OUTPUT, low=1)
+    eval_split: str = option("test", "held-out real split evaluations compare with", group=OUTPUT)
+    c2st_per_class: int = option(500, "generated images per class for the evaluations' classifier two-sample test "
+                                      "(C2ST), against as many real training images",
+                                      group=OUTPUT, low=1)
+    sample_seeds: int = option(8, "columns of the sample grid (seeds 0..N-1), one row per class", group=OUTPUT, low=1)
+    log_every: int = option(50, "steps between loss logs", group=OUTPUT, low=1)
+    log_with: str | None = option(None, "accelerate trackers for losses, images/s, evaluation scores and sample "
+                                        "grids, comma-separated: tensorboard, wandb, trackio, comet_ml, aim, mlflow, "
+                                        "clearml, dvclive, swanlab, or all (every one installed); each must be "
+                                        "installed. Sample grids go to those that take images (tensorboard, wandb, "
+                                        "aim, clearml, swanlab). TensorBoard writes to OUTPUT_DIR/logs/PROJECT "
+                                        "(default: no tracker)",
+                                        group=OUTPUT, metavar="TRACKERS")
+    tracker_project: str = option("gan", "project the --log-with trackers log under: the W&B, Trackio, Comet or "
+                                         "SwanLab project, the MLflow experiment, TensorBoard's folder "
+                                         "OUTPUT_DIR/logs/PROJECT; give related runs the same one to compare them "
+                                         "there",
+                                         group=OUTPUT, metavar="PROJECT")
+    mixed_precision: str | None = option(None, "a GPU option: autocast to fp16 (with a gradient scaler) or bf16; no ="
+                                               " fp32. fp16 is refused on a CPU, and on CPUs without AMX bf16 is ~12x"
+                                               " slower than fp32. The precision used is recorded in "
+                                               "export/training_summary.json (default: what `accelerate launch "
+                                               "--mixed_precision` or `accelerate config` set, else no)",
+                                               group=RECIPE, choices=PRECISIONS)
+    resume: str | None = option(None, "checkpoint folder to resume from (default: the newest one in OUTPUT_DIR, if "
+                                      "any)",
+                                      group=OUTPUT)
+    init_from: str | None = option(None, "start a new run from an exported model's weights (folder or Hub repo; fresh"
+                                         " optimizers) (default: random weights)",
+                                         group=OUTPUT, metavar="MODEL")
+    real_pool_split: str = option("test", "held-out split exported as the quiz's pool of real images ('' for none)",
+                                          group=OUTPUT)
+    real_pool_size: int = option(500, "images in that pool, balanced over classes", group=OUTPUT, low=0)
+    push_to_hub: str | None = option(None, "push the export (safetensors, config, samples, model card) to this model "
+                                           "repo at the end (default: no push)",
+                                           group=HUB, metavar="REPO_ID")
+    hub_private: bool = option(False, "create the repo as private", group=HUB)
+    push_every: int = option(0, "steps between pushes during training, each a commit named after its step (0: end "
+                                "only)",
+                                group=HUB, low=0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def validate(self) -> "TrainConfig":
+        """Raise GanError (naming the flag) for a value or combination that cannot work; returns self. Checks that
+        need the environment (installed trackers) stay in train.py."""
+        for f in dataclasses.fields(self):
+            check_bounds(flag_name(f.name), getattr(self, f.name), f.metadata)
+        if not math.isfinite(self.max_minutes):
+            raise GanError(f"--max-minutes must be a finite number, got {self.max_minutes}")
+        if self.image_size not in SUPPORTED_IMAGE_SIZES:
+            raise GanError(f"--image-size {self.image_size} is not supported; choose one of {SUPPORTED_IMAGE_SIZES}")
+        if self.evaluator and not self.eval_every:
+            raise GanError("--evaluator is used by --eval-every N; set that too")
+        if (self.push_every or self.hub_private) and not self.push_to_hub:
+            raise GanError("--push-every and --hub-private need --push-to-hub REPO_ID")
+        if self.push_to_hub:
+            check_repo_id(self.push_to_hub)
+        parse_policy(self.diffaugment)
+        return self
 
     def to_command(self, launcher: str = "accelerate launch train.py") -> str:
         """The train.py command line that reproduces this configuration (flags that differ from the defaults).
@@ -212,3 +293,32 @@ class TrainConfig:
                     text = str(value)
                     parts += [flag, f"'{text}'" if not text or any(c in text for c in " ,;&|") else text]
         return " ".join(parts)
+
+
+def check_bounds(flag: str, value: Any, metadata: Any) -> None:
+    """GanError if value is not among the field's choices or outside its bounds (None passes: it means "default")."""
+    if value is None:
+        return
+    choices, low, high, ends = (metadata.get(k) for k in ("choices", "low", "high", "open"))
+    if choices is not None and value not in choices:
+        raise GanError(f"{flag} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    if low is not None and high is None:
+        if value < low:
+            raise GanError(f"{flag} must {'not be negative' if low == 0 else f'be at least {low:g}'}, got {value}")
+    elif low is not None:
+        above = value > low if ends[0] == "(" else value >= low
+        below = value < high if ends[1] == ")" else value <= high
+        if not (above and below):
+            raise GanError(f"{flag} must be in {ends[0]}{low:g}, {high:g}{ends[1]}, got {value}")
+
+
+def check_repo_id(repo_id: str) -> str:
+    """Return repo_id if it is a valid Hub repo id, else raise GanError saying what a valid one looks like."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise GanError(f"{repo_id!r} is not a valid Hub repo id (like 'user/model-name'): {error}") from None
+    return repo_id

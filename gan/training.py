@@ -56,6 +56,7 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
           *, clock: Callable[[], float] = time.perf_counter) -> Path:
     """Train a class-conditional GAN as `cfg` says; returns the export folder. `clock` (seconds) times the steps
     for --max-minutes and images/s; tests pass a fake one, so that the budget does not depend on machine speed."""
+    cfg.validate()  # configs built in code (bench/, tests) are checked as train.py's flags are
     out = Path(cfg.output_dir)
     check_launch()
     trackers = resolve_trackers(cfg.log_with)

@@ -186,6 +186,11 @@ def error_line(result: subprocess.CompletedProcess) -> str:
         (["--max-minutes", "nan"], "--max-minutes must be a finite number"),
         (["--eval-per-class", "0"], "--eval-per-class must be at least 1"),
         (["--evaluator", "evaluators/fashion-mnist"], "--evaluator is used by --eval-every"),
+        (["--beta1", "1"], "--beta1 must be in [0, 1), got 1.0"),
+        (["--output-gain", "2.5"], "--output-gain must be in [1, 2], got 2.5"),
+        (["--cpu-threads", "0"], "--cpu-threads must be at least 1, got 0"),
+        (["--hub-private"], "--push-every and --hub-private need --push-to-hub"),
+        (["--push-to-hub", "not a repo"], "is not a valid Hub repo id"),
     ],
 )
 def test_bad_flag_values_are_refused_before_anything_starts(tmp_path, capsys, flags, message):
@@ -198,6 +203,27 @@ def test_bad_flag_values_are_refused_before_anything_starts(tmp_path, capsys, fl
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert not out.exists()
+
+
+def test_every_training_option_is_declared_once_and_is_a_flag():
+    """train.py's flags are built from TrainConfig's fields: the same names, defaults and help; configs built in code
+    validate by the same rules."""
+    import dataclasses
+
+    from gan.config import TrainConfig
+    from gan.errors import GanError
+    from train import build_parser
+
+    parser = build_parser()
+    actions = {a.dest: a for a in parser._actions if a.dest != "help"}
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    assert set(actions) == set(fields) | {"hub_token", "dry_run"}
+    for name, f in fields.items():
+        assert actions[name].help == f.metadata["help"] and f.metadata["help"]
+        assert actions[name].default == (None if f.metadata["required"] else f.default)
+    assert TrainConfig(dataset="d").validate().dataset == "d"
+    with pytest.raises(GanError, match="--lr-d must be in \\(0, 1\\), got 0.0"):
+        TrainConfig(lr_d=0.0).validate()
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import TypeVar
 
-from ..config import ModelConfig
+from ..config import ModelConfig, check_repo_id  # noqa: F401 - check_repo_id is part of this module's API
 from ..errors import GanError
 from ..files import CONFIG_NAME, MODEL_FILES, WEIGHTS_NAME, load_model, looks_like_local_path, model_subfolder, save_model
 
@@ -48,18 +48,6 @@ class HubModelMixin:
             self.save_pretrained(tmp)
             return upload_folder(tmp, repo_id, path_in_repo=self.hub_subfolder or None, private=private,
                                  token=token, commit_message=commit_message or f"Upload {type(self).__name__}")
-
-
-def check_repo_id(repo_id: str) -> str:
-    """Return repo_id if it is a valid Hub repo id, else raise GanError saying what a valid one looks like."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as error:
-        raise GanError(f"{repo_id!r} is not a valid Hub repo id (like 'user/model-name'): {error}") from None
-    return repo_id
 
 
 def resolve_model_folder(path_or_repo: str | Path, *, revision: str | None = None, token: str | bool | None = None,
