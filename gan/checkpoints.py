@@ -24,11 +24,11 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
     """Create the folder, refuse one that holds a different run, drop partial checkpoints, record the config."""
     config_path = out / "training_config.json"
     if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        previous = {**VALUES_BEFORE_THEIR_FLAGS, **previous}
-        changed = [k for k in RUN_IDENTITY if previous.get(k) != getattr(cfg, k)]
+        previous = TrainConfig.from_dict({**VALUES_BEFORE_THEIR_FLAGS, **json.loads(config_path.read_text())},
+                                         source=str(config_path))
+        changed = [k for k in RUN_IDENTITY if getattr(previous, k) != getattr(cfg, k)]
         if changed and list_checkpoints(out):
-            details = ", ".join(f"{k}: {previous.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
+            details = ", ".join(f"{k}: {getattr(previous, k)!r} -> {getattr(cfg, k)!r}" for k in changed)
             raise GanError(
                 f"{out} holds checkpoints of a run with other settings ({details}); "
                 "rerun with the same flags to resume, or choose a new --output-dir"
@@ -38,7 +38,7 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         for partial in (out / "checkpoints").glob(PARTIAL_PREFIX + "*"):
             shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while saving
-        config_path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        cfg.save(config_path)
     accelerator.wait_for_everyone()
 
 

@@ -152,9 +152,10 @@ def flag_name(name: str) -> str:
 
 
 @dataclass
-class TrainConfig:
-    """One training run: data, recipe, schedule and outputs. Saved as training_config.json in the output folder.
-    Every field is also a train.py flag (`--field-name`), built from its declaration here."""
+class TrainConfig(JsonConfig):
+    """One training run: data, recipe, schedule and outputs. Saved as training_config.json in the output folder
+    (with a format version, read back forward-compatibly, as config.json is). Every field is also a train.py flag
+    (`--field-name`), built from its declaration here."""
 
     dataset: str = option("", "Hub dataset id (e.g. fashion_mnist, cifar10), a folder of class subfolders, or a "
                               "folder of MNIST-format IDX files (e.g. /usr/share/datasets/fashion-mnist)",
@@ -255,9 +256,6 @@ class TrainConfig:
     push_every: int = option(0, "steps between pushes during training, each a commit named after its step (0: end "
                                 "only)",
                                 group=HUB, low=0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def validate(self) -> "TrainConfig":
         """Raise GanError (naming the flag) for a value or combination that cannot work; returns self. Checks that

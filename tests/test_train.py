@@ -19,9 +19,11 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import CLASSES, REPO, TINY, launch_command, run, child_env
+from gan.config import TrainConfig
 from gan.models import load_discriminator, load_generator
 from gan.monitor import selection_score
 from gan.sampling import generate
+from gan.version import CONFIG_FORMAT
 
 
 def python_command(*args: str) -> list[str]:
@@ -501,7 +503,9 @@ def test_mixed_precision_flag_reaches_accelerate_and_the_summary_records_it(tiny
                                 "--real-pool-size", "0", "--mixed-precision", "bf16"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "export" / "training_summary.json").read_text())["mixed_precision"] == "bf16"
-    assert json.loads((out / "training_config.json").read_text())["mixed_precision"] == "bf16"
+    saved = json.loads((out / "training_config.json").read_text())
+    assert saved["mixed_precision"] == "bf16" and saved["format_version"] == CONFIG_FORMAT  # written as config.json is
+    assert TrainConfig.load(out / "training_config.json").mixed_precision == "bf16"
 
 
 def test_fp16_on_a_cpu_is_refused_whoever_asked_for_it():
