@@ -32,8 +32,8 @@ from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegis
                       interpolation_frames, machine_judge, model_files, random_seed, samples_caption, tile_at,
                       write_gif, write_grid, write_png, write_pngs)
 from gan.errors import GanError  # noqa: E402
-from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, check_copy, directions_caption,  # noqa: E402
-                         edit_along_directions, project, projection_record)
+from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
+                         directions_caption, edit_along_directions, project, projection_record)
 from gan.inference import set_threads_for_host  # noqa: E402
 from gan.invert import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
 from gan.quiz import JudgmentStore, QuizRegistry, stats, stats_chart, stats_table  # noqa: E402
@@ -234,6 +234,14 @@ def generate_tab(page: Page) -> dict:
     return {"class_choice": class_choice, "truncation": truncation}
 
 
+def copy_check(model: DemoModel, class_choice, seed, psi, progress: gr.Progress) -> tuple[str, CopyCheck]:
+    """gan/explore.check_copy with its progress on the page (the first check of a model builds its index), and the
+    picture as a PNG path."""
+    progress(0, desc="Loading the training images' index (built once per model, the first time)")
+    check = check_copy(model, class_choice, seed, psi, log=lambda message: progress(0.5, desc=message))
+    return str(write_png(check.picture, scale=grid_scale(check.picture))), check
+
+
 def copy_check_section(page: Page, truncation: gr.Slider) -> dict:
     """The nearest training images of one generated image (by evaluator features and by pixels), and how its
     closeness compares with real unseen images'. Returns its handler, inputs and outputs, and the class and seed
@@ -241,10 +249,8 @@ def copy_check_section(page: Page, truncation: gr.Slider) -> dict:
 
     @user_errors
     def on_check(model_name, class_choice, seed, psi, progress=gr.Progress()):
-        model = page.registry.get(model_name)
-        progress(0, desc="Loading the training images' index (built once per model, the first time)")
-        check = check_copy(model, class_choice, seed, psi, log=lambda message: progress(0.5, desc=message))
-        return str(write_png(check.picture, scale=grid_scale(check.picture))), check.summary, check.result.to_dict()
+        picture, check = copy_check(page.registry.get(model_name), class_choice, seed, psi, progress)
+        return picture, check.summary, check.result.to_dict()
 
     gr.Markdown("Click an image in the grid above, or choose a class and seed: its nearest training images are "
                 "found among all of the model's training data, and its distance is compared with how close real "
@@ -348,11 +354,8 @@ def quiz_tab(page: Page, quizzes: QuizRegistry) -> None:
     def on_fake_check(model_name, session, progress=gr.Progress()):
         if getattr(session, "last_fake", None) is None:
             raise GanError("answer a round that showed a fake image first: its nearest training images come next")
-        class_index, seed, psi = session.last_fake
-        progress(0, desc="Loading the training images' index (built once per model, the first time)")
-        check = check_copy(page.registry.get(model_name), class_index, seed, psi,
-                           log=lambda message: progress(0.5, desc=message))
-        return str(write_png(check.picture, scale=grid_scale(check.picture))), check.summary
+        picture, check = copy_check(page.registry.get(model_name), *session.last_fake, progress)
+        return picture, check.summary
 
     with gr.Accordion("Was that fake a copy?", open=False):
         fake_check = gr.Button("Show the last fake beside its nearest training images")

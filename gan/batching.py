@@ -31,7 +31,6 @@ class BatchedGenerator(nn.Module):
         self._requests: queue.SimpleQueue[tuple[torch.Tensor, torch.Tensor, Future]] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self.passes = 0  # forward passes run so far (tests and benchmarks read it)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # Class indices become class weights here, so requests with indices and with mixtures can share a pass.
@@ -71,7 +70,6 @@ class BatchedGenerator(nn.Module):
         try:
             with torch.inference_mode():
                 out = self.inner(torch.cat([z for z, _, _ in batch]), torch.cat([w for _, w, _ in batch]))
-            self.passes += 1
         except BaseException as error:  # noqa: BLE001 - every waiting caller gets the error, the worker lives on
             for _, _, done in batch:
                 done.set_exception(error)

@@ -63,8 +63,6 @@ class FastBlock(nn.Module):
 
     def __init__(self, block, out_affine: tuple[torch.Tensor, torch.Tensor] | None = None):
         super().__init__()
-        self.channels_in = block.conv1.in_channels
-        self.channels_out = block.conv1.out_channels
         self.up_weight = nn.Parameter(upsampled_conv_kernel(block.conv1.weight).contiguous(
             memory_format=torch.channels_last), requires_grad=False)
         self.up_bias = nn.Parameter(block.conv1.bias.clone(), requires_grad=False)
