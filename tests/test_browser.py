@@ -150,7 +150,9 @@ def test_your_image_is_found_in_the_model(page, tmp_path_factory, tmp_path):
     prompt.wait_for()
     try:
         for attempt in range(4):
-            page.locator("#your-picture input[type=file]").first.set_input_files(str(path))
+            with page.expect_file_chooser() as chooser:  # as a visitor does: click the prompt, pick a file
+                prompt.click()
+            chooser.value.set_files(str(path))
             try:
                 prompt.wait_for(state="hidden", timeout=10_000)
                 break
