@@ -57,9 +57,62 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
     """Train a class-conditional GAN as `cfg` says; returns the export folder. `clock` (seconds) times the steps
     for --max-minutes and images/s; tests pass a fake one, so that the budget does not depend on machine speed."""
     cfg.validate()  # configs built in code (bench/, tests) are checked as train.py's flags are
-    out = Path(cfg.output_dir)
     check_launch()
     trackers = resolve_trackers(cfg.log_with)
+    accelerator = make_accelerator(cfg, trackers)
+    run, models, loader, monitor = set_up_run(cfg, accelerator, build_models)
+    if trackers:
+        accelerator.init_trackers(cfg.tracker_project, config=cfg.to_dict())
+    state = run.state
+    batches = endless_batches(accelerator, loader, first_batch=state.step * cfg.d_steps)
+    progress = Progress(run, clock)
+    scores = None
+    while state.step < cfg.max_steps and not time_is_up(accelerator, state, cfg):
+        for _ in range(cfg.d_steps):
+            real_u8, labels = next(batches)
+            loss_d = d_step(models, real_u8, labels)
+        loss_g = g_step(models, labels)
+        ema_step(run.ema, models, state.step)
+        state.step += 1
+        progress.step_done()
+        last = state.step == cfg.max_steps or time_is_up(accelerator, state, cfg)
+        scores = periodic_actions(run, monitor, progress, loss_d, loss_g, last) or scores
+    progress.close()
+
+    final_scores = scores if scores and scores["step"] == state.step else None
+    export_dir = export_models(run, metrics=final_scores)
+    if cfg.push_to_hub and accelerator.is_main_process:
+        push_export(export_dir, cfg, f"Training finished at step {state.step}", final=True)
+    accelerator.end_training()
+    return export_dir
+
+
+def periodic_actions(run: Run, monitor: QualityMonitor | None, progress: Progress, loss_d: torch.Tensor,
+                     loss_g: torch.Tensor, last: bool) -> dict[str, Any] | None:
+    """What falls due after this step: logging, a sample grid, an evaluation (its scores are returned), a
+    checkpoint, an export and a push. The last step does all but the export and push, which `train` does."""
+    cfg, accelerator, step = run.cfg, run.accelerator, run.state.step
+    scores = None
+    if step % cfg.log_every == 0 or last:
+        progress.log(check_losses(accelerator, loss_d, loss_g, step))
+    if due(step, cfg.sample_every, last) and accelerator.is_main_process:
+        log_sample_grid(accelerator, save_sample_grid(run.ema.model, run.out, step, cfg.sample_seeds), step)
+    if cfg.eval_every and due(step, cfg.eval_every, last):
+        scores = evaluate_and_keep_best(run, monitor)
+    if due(step, cfg.checkpoint_every, last):
+        check_losses(accelerator, loss_d, loss_g, step)
+        save_checkpoint(accelerator, run.out, step, cfg.checkpoints_total_limit)
+    pushing = bool(cfg.push_to_hub) and due(step, cfg.push_every, False) and not last
+    if (due(step, cfg.export_every, False) or pushing) and not last:
+        export_dir = export_models(run)
+        if pushing and accelerator.is_main_process:
+            push_export(export_dir, cfg, f"Step {step}", final=False)
+    return scores
+
+
+def make_accelerator(cfg: TrainConfig, trackers: list[str]) -> Accelerator:
+    """The run's Accelerator, its precision checked and its CPU threads set."""
+    out = Path(cfg.output_dir)
     accelerator = Accelerator(
         # Without a GPU, say so: processes started by torchrun (`accelerate launch --multi_gpu`) then form a
         # gloo group on the CPU instead of each training alone.
@@ -70,11 +123,17 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
     )
     check_precision(accelerator.mixed_precision, accelerator.device.type, from_flag=cfg.mixed_precision is not None)
-    policy = parse_policy(cfg.diffaugment)
     if accelerator.device.type == "cpu":
         set_cpu_threads(cfg.cpu_threads, accelerator.num_processes)
+    return accelerator
 
-    # Data and models: identical initial weights on every process, then per-process noise.
+
+def set_up_run(cfg: TrainConfig, accelerator: Accelerator,
+               build_models: Callable[[ModelConfig], tuple[nn.Module, nn.Module]]
+               ) -> tuple[Run, StepModels, DataLoader, QualityMonitor | None]:
+    """Data, run folder, models, EMA and optimizers, prepared by accelerate and restored from the last checkpoint
+    (or started from --init-from); the main process also gets the held-out pool and the quality monitor."""
+    out = Path(cfg.output_dir)
     data = load_image_data(
         cfg.dataset, split=cfg.split, image_size=cfg.image_size, channels=cfg.channels,
         image_column=cfg.image_column, label_column=cfg.label_column,
@@ -86,6 +145,7 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
         prepare_push(cfg)
         pool = held_out_pool(cfg, model_config)
         monitor = QualityMonitor(cfg, model_config, data) if cfg.eval_every else None
+    # Identical initial weights on every process, then per-process noise.
     set_seed(cfg.seed)
     generator, discriminator = build_models(model_config)
     if cfg.memory_format == "channels_last":  # before the EMA copy, so that it samples in the same layout
@@ -99,9 +159,8 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
     loader = make_loader(data, cfg, accelerator)
     generator, discriminator, opt_g, opt_d, loader = accelerator.prepare(generator, discriminator, opt_g, opt_d, loader)
     ema.model.to(accelerator.device)
-    state = TrainingState()
-    run = Run(accelerator, out, cfg, ema, discriminator, pool, state)
-    accelerator.register_for_checkpointing(ema, state)
+    run = Run(accelerator, out, cfg, ema, discriminator, pool, TrainingState())
+    accelerator.register_for_checkpointing(ema, run.state)
     if resume_checkpoint(accelerator, out, cfg.resume) is None and cfg.init_from:
         start_from_export(cfg.init_from, accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator),
                           ema)
@@ -112,55 +171,40 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
             group["lr"], group["betas"] = lr, betas
     # best/ on disk is the reference: it is what a better evaluation must beat (and what a changed
     # --c2st-per-class makes incomparable, see best_score_on_disk).
-    state.best_score = best_score_on_disk(out, c2st_size(cfg, model_config, data))
-    if trackers:
-        accelerator.init_trackers(cfg.tracker_project, config=cfg.to_dict())
-
-    batches = endless_batches(accelerator, loader, first_batch=state.step * cfg.d_steps)
-    progress = tqdm(total=cfg.max_steps, initial=state.step, disable=not accelerator.is_local_main_process)
-    images_per_step = cfg.batch_size * cfg.d_steps * accelerator.num_processes
-    speed_since, speed_step = clock(), state.step
-    step_started = speed_since
-    scores = None
+    run.state.best_score = best_score_on_disk(out, c2st_size(cfg, model_config, data))
+    policy = parse_policy(cfg.diffaugment)
     models = StepModels(accelerator, generator, discriminator, opt_g, opt_d, policy, cfg.loss, model_config.latent_dim)
-    while state.step < cfg.max_steps and not time_is_up(accelerator, state, cfg):
-        for _ in range(cfg.d_steps):
-            real_u8, labels = next(batches)
-            loss_d = d_step(models, real_u8, labels)
-        loss_g = g_step(models, labels)
-        ema_step(ema, models, state.step)
-        state.step += 1
-        now = clock()
-        state.train_seconds, step_started = state.train_seconds + now - step_started, now
-        progress.update(1)
-        step, last = state.step, state.step == cfg.max_steps or time_is_up(accelerator, state, cfg)
-        if step % cfg.log_every == 0 or last:
-            now = clock()
-            speed = images_per_step * (step - speed_step) / max(now - speed_since, 1e-9)
-            losses = check_losses(accelerator, loss_d, loss_g, step)
-            progress.set_postfix(loss_d=f"{losses['loss_d']:.3f}", loss_g=f"{losses['loss_g']:.3f}", img_s=f"{speed:.0f}")
-            accelerator.log({**losses, "images_per_s": speed}, step=step)
-            speed_since, speed_step = now, step
-        if due(step, cfg.sample_every, last) and accelerator.is_main_process:
-            log_sample_grid(accelerator, save_sample_grid(ema.model, out, step, cfg.sample_seeds), step)
-        if cfg.eval_every and due(step, cfg.eval_every, last):
-            scores = evaluate_and_keep_best(run, monitor)
-        if due(step, cfg.checkpoint_every, last):
-            check_losses(accelerator, loss_d, loss_g, step)
-            save_checkpoint(accelerator, out, step, cfg.checkpoints_total_limit)
-        pushing = bool(cfg.push_to_hub) and due(step, cfg.push_every, False) and not last
-        if (due(step, cfg.export_every, False) or pushing) and not last:
-            export_dir = export_models(run)
-            if pushing and accelerator.is_main_process:
-                push_export(export_dir, cfg, f"Step {step}", final=False)
-    progress.close()
+    return run, models, loader, monitor
 
-    final_scores = scores if scores and scores["step"] == state.step else None
-    export_dir = export_models(run, metrics=final_scores)
-    if cfg.push_to_hub and accelerator.is_main_process:
-        push_export(export_dir, cfg, f"Training finished at step {state.step}", final=True)
-    accelerator.end_training()
-    return export_dir
+
+class Progress:
+    """The progress bar, training time and images/s of a run: `step_done` after each step adds its time to the
+    run's training seconds (what --max-minutes counts); `log` shows and logs the losses and the speed since the
+    last log."""
+
+    def __init__(self, run: Run, clock: Callable[[], float]):
+        self.run, self.clock = run, clock
+        cfg, accelerator = run.cfg, run.accelerator
+        self.images_per_step = cfg.batch_size * cfg.d_steps * accelerator.num_processes
+        self.bar = tqdm(total=cfg.max_steps, initial=run.state.step, disable=not accelerator.is_local_main_process)
+        self.step_started = self.speed_since = clock()
+        self.speed_step = run.state.step
+
+    def step_done(self) -> None:
+        now = self.clock()
+        self.run.state.train_seconds += now - self.step_started
+        self.step_started = now
+        self.bar.update(1)
+
+    def log(self, losses: dict[str, float]) -> None:
+        now, step = self.clock(), self.run.state.step
+        speed = self.images_per_step * (step - self.speed_step) / max(now - self.speed_since, 1e-9)
+        self.bar.set_postfix(loss_d=f"{losses['loss_d']:.3f}", loss_g=f"{losses['loss_g']:.3f}", img_s=f"{speed:.0f}")
+        self.run.accelerator.log({**losses, "images_per_s": speed}, step=step)
+        self.speed_since, self.speed_step = now, step
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
