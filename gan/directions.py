@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from .errors import GanError
+from .errors import GanError, reports_errors
 from .files import read_safetensors, weights_metadata
 from .models import load_generator
 from .sampling import generate_from_latents, image_grid, latent_from_seed, save_png
@@ -140,6 +140,7 @@ def direction_grid(generator: nn.Module, directions: Directions, *, seed: int = 
     return image_grid(np.stack(rows), rows=len(directions.vectors))
 
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gan.directions", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,22 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     compute.add_argument("--out", help=f"file to write (default: MODEL/{DIRECTIONS_NAME} for a folder)")
     compute.add_argument("--grid", help="also write a PNG: one row per direction, amounts -3..3, class 0, seed 0")
     args = parser.parse_args(argv)
-    try:
-        generator = load_generator(args.model)
-        if args.out is None and not Path(args.model).is_dir():
-            raise GanError("--model is not a local folder: give --out FILE for the directions")
-        out = Path(args.out) if args.out else Path(args.model) / DIRECTIONS_NAME
-        directions = compute_directions(generator, args.count)
-        save_directions(directions, out)
-        shares = ", ".join(f"{v:.3f}" for v in directions.explained_variance.tolist())
-        print(f"wrote {len(directions.vectors)} directions to {out}; explained variance: {shares} "
-              f"(total {float(directions.explained_variance.sum()):.3f})")
-        if args.grid:
-            save_png(direction_grid(generator, directions), args.grid, scale=2)
-        return 0
-    except GanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    generator = load_generator(args.model)
+    if args.out is None and not Path(args.model).is_dir():
+        raise GanError("--model is not a local folder: give --out FILE for the directions")
+    out = Path(args.out) if args.out else Path(args.model) / DIRECTIONS_NAME
+    directions = compute_directions(generator, args.count)
+    save_directions(directions, out)
+    shares = ", ".join(f"{v:.3f}" for v in directions.explained_variance.tolist())
+    print(f"wrote {len(directions.vectors)} directions to {out}; explained variance: {shares} "
+          f"(total {float(directions.explained_variance.sum()):.3f})")
+    if args.grid:
+        save_png(direction_grid(generator, directions), args.grid, scale=2)
+    return 0
 
 
 if __name__ == "__main__":

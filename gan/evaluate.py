@@ -31,7 +31,7 @@ require_extra("train", "gan-evaluate")  # before the imports below need torchmet
 
 from .card import write_model_card  # noqa: E402
 from .data import load_image_data  # noqa: E402
-from .errors import GanError  # noqa: E402
+from .errors import GanError, reports_errors  # noqa: E402
 from .evaluator import EvaluatorConfig, open_evaluator, save_evaluator, train_evaluator  # noqa: E402
 from .models import load_generator  # noqa: E402
 from .metrics import (METRICS_NAME, as_image_data, c2st_of_generator, cas, check_evaluator_fits,  # noqa: E402
@@ -217,17 +217,14 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 with one `error:` line for a problem the user can fix)."""
     args = build_parser().parse_args(argv)
-    try:
-        validate(args)
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        return {"train": run_train, "score": run_score, "memorization": run_memorization}[args.command](args)
-    except GanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    validate(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return {"train": run_train, "score": run_score, "memorization": run_memorization}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .data import GREY_MODES, _high_depth_to_grey, _resize_and_crop, to_model_range
-from .errors import GanError
+from .errors import GanError, reports_errors
 from .evaluator import load_evaluator, predict
 from .models import load_generator
 from .metrics import check_evaluator_fits
@@ -392,6 +392,7 @@ def walk_to_seed(generator: nn.Module, inversion: Inversion, seed: int, *, targe
 
 # ----------------------------------------------------------------------------------------------- command line
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gan.invert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -407,29 +408,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="inversion",
                         help="folder for target.png, reconstruction.png, morphs.png and walk.gif (default ./inversion)")
     args = parser.parse_args(argv)
-    try:
-        generator = load_generator(model_or_default(args.model))
-        evaluator = load_evaluator(args.evaluator) if args.evaluator else None
-        target = load_user_image(args.image, generator.model_config, framing=measure_framing(generator))
-        found = invert(generator, target, evaluator=evaluator, steps=args.steps, max_seconds=args.seconds,
-                       seed=args.seed)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        scale = max(1, 128 // generator.model_config.image_size)
-        save_png(target, out / "target.png", scale=scale)
-        save_png(found.reconstruction, out / "reconstruction.png", scale=scale)
-        morphs = class_morphs(generator, found)  # (K, T, H, W, C)
-        save_png(image_grid(morphs.reshape(-1, *morphs.shape[2:]), rows=len(morphs)), out / "morphs.png", scale=2)
-        save_gif(list(walk_to_seed(generator, found, check_seed(args.walk_seed))), out / "walk.gif", scale=scale)
-        names = generator.model_config.class_names
-        verdict = "" if found.evaluator_class is None else f"; the evaluator sees {names[found.evaluator_class]}"
-        print(f"class {names[found.mixture_class]} ({float(found.class_weights.max()):.0%} of the mixture){verdict}; "
-              f"pixel error {found.pixel_error:.1f} grey levels; {found.steps} steps in {found.seconds:.1f} s; "
-              f"wrote {out}/target.png, reconstruction.png, morphs.png, walk.gif")
-        return 0
-    except GanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    generator = load_generator(model_or_default(args.model))
+    evaluator = load_evaluator(args.evaluator) if args.evaluator else None
+    target = load_user_image(args.image, generator.model_config, framing=measure_framing(generator))
+    found = invert(generator, target, evaluator=evaluator, steps=args.steps, max_seconds=args.seconds,
+                   seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scale = max(1, 128 // generator.model_config.image_size)
+    save_png(target, out / "target.png", scale=scale)
+    save_png(found.reconstruction, out / "reconstruction.png", scale=scale)
+    morphs = class_morphs(generator, found)  # (K, T, H, W, C)
+    save_png(image_grid(morphs.reshape(-1, *morphs.shape[2:]), rows=len(morphs)), out / "morphs.png", scale=2)
+    save_gif(list(walk_to_seed(generator, found, check_seed(args.walk_seed))), out / "walk.gif", scale=scale)
+    names = generator.model_config.class_names
+    verdict = "" if found.evaluator_class is None else f"; the evaluator sees {names[found.evaluator_class]}"
+    print(f"class {names[found.mixture_class]} ({float(found.class_weights.max()):.0%} of the mixture){verdict}; "
+          f"pixel error {found.pixel_error:.1f} grey levels; {found.steps} steps in {found.seconds:.1f} s; "
+          f"wrote {out}/target.png, reconstruction.png, morphs.png, walk.gif")
+    return 0
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from safetensors.torch import save_file
 from .card import portable_path, read_json
 from .config import ModelConfig
 from .data import KNOWN_DATASETS, ImageData, load_image_data, portable_source
-from .errors import GanError
+from .errors import GanError, reports_errors
 from .evaluator import WEIGHTS_NAME as EVALUATOR_WEIGHTS
 from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, evaluator_outputs,
                         open_evaluator)
@@ -566,18 +566,15 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 with one `error:` line for a problem the user can fix)."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise GanError(f"--threads must be at least 1, got {args.threads}")
-            torch.set_num_threads(args.threads)
-        return run_build(args) if args.command == "build" else run_query(args)
-    except GanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            raise GanError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    return run_build(args) if args.command == "build" else run_query(args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .card import write_model_card
-from .errors import GanError
+from .errors import reports_errors
 from .files import DISCRIMINATOR_FOLDER
 from .hub import check_repo_id, upload_folder
 from .models import load_discriminator, load_generator
@@ -26,6 +26,7 @@ def publish_folder(folder: str | Path, repo_id: str, *, private: bool | None = N
     return upload_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
     """`python -m gan.hub push DIR REPO_ID`: publish an exported model folder to the Hub."""
     parser = argparse.ArgumentParser(prog="gan-hub", description="Publish model folders to the Hub.")
@@ -40,12 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="where the card says the `gan` package lives (a git URL pip can install from, e.g. the "
                            "Space that `python -m gan.space deploy` made)")
     args = parser.parse_args(argv)
-    try:
-        url = publish_folder(args.folder, args.repo_id, private=args.private or None, token=args.token,
-                             commit_message=args.message, code_url=args.code_url)
-    except GanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    url = publish_folder(args.folder, args.repo_id, private=args.private or None, token=args.token,
+                         commit_message=args.message, code_url=args.code_url)
     print(f"pushed {args.folder} to {args.repo_id}: {url}")
     return 0
 

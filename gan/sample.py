@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GanError
+from .errors import GanError, reports_errors
 from .models import load_generator
 from .sampling import check_seed, check_truncation, generate, image_grid, resolve_class, save_png
 
@@ -91,37 +91,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.out is None and args.grid is None:
-            raise GanError("nothing to write: give --out FILE.npz, --out DIR and/or --grid FILE.png")
-        if args.seeds is not None and args.per_class is not None:
-            raise GanError("give either --seeds or --per-class, not both")
-        if args.per_class is not None and not 1 <= args.per_class <= 1_000_000:
-            raise GanError(f"--per-class must be between 1 and 1000000, got {args.per_class}")
-        generator = load_generator(model_or_default(args.model))
-        config = generator.model_config
-        seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(args.per_class or 10))
-        classes = parse_classes(args.classes, config.class_names)
-        psi = check_truncation(config.default_truncation if args.truncation is None else args.truncation)
-        labels = np.repeat(np.array(classes, dtype=np.int64), len(seeds))
-        all_seeds = seeds * len(classes)
-        images = generate(generator, labels.tolist(), all_seeds, psi, batch_size=args.batch_size)
-        if args.out is not None:
-            out = Path(args.out)
-            if out.suffix.lower() == ".npz":
-                out.parent.mkdir(parents=True, exist_ok=True)
-                write_npz(out, images, labels)
-            else:
-                write_imagefolder(out, images, labels, all_seeds, config.class_names)
-        if args.grid is not None:
-            save_png(image_grid(images, rows=len(classes)), args.grid, scale=max(1, 64 // config.image_size))
-        print(f"wrote {len(images)} images ({len(classes)} classes x {len(seeds)} seeds, psi {psi})")
-        return 0
-    except GanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.out is None and args.grid is None:
+        raise GanError("nothing to write: give --out FILE.npz, --out DIR and/or --grid FILE.png")
+    if args.seeds is not None and args.per_class is not None:
+        raise GanError("give either --seeds or --per-class, not both")
+    if args.per_class is not None and not 1 <= args.per_class <= 1_000_000:
+        raise GanError(f"--per-class must be between 1 and 1000000, got {args.per_class}")
+    generator = load_generator(model_or_default(args.model))
+    config = generator.model_config
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(args.per_class or 10))
+    classes = parse_classes(args.classes, config.class_names)
+    psi = check_truncation(config.default_truncation if args.truncation is None else args.truncation)
+    labels = np.repeat(np.array(classes, dtype=np.int64), len(seeds))
+    all_seeds = seeds * len(classes)
+    images = generate(generator, labels.tolist(), all_seeds, psi, batch_size=args.batch_size)
+    if args.out is not None:
+        out = Path(args.out)
+        if out.suffix.lower() == ".npz":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_npz(out, images, labels)
+        else:
+            write_imagefolder(out, images, labels, all_seeds, config.class_names)
+    if args.grid is not None:
+        save_png(image_grid(images, rows=len(classes)), args.grid, scale=max(1, 64 // config.image_size))
+    print(f"wrote {len(images)} images ({len(classes)} classes x {len(seeds)} seeds, psi {psi})")
+    return 0
 
 
 if __name__ == "__main__":

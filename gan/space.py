@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .card import hub_dataset_id, read_json
-from .errors import GanError
+from .errors import GanError, reports_errors
 from .extras import require_extra
 from .files import DISCRIMINATOR_FOLDER, looks_like_local_path
 from .hub import check_repo_id, hub_errors, resolve_model_folder
@@ -267,13 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        deploy(args.space_id, args.model, token=args.token, private=args.private, dry_run=args.dry_run)
-    except GanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    deploy(args.space_id, args.model, token=args.token, private=args.private, dry_run=args.dry_run)
     return 0
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from ..errors import GanError
+from ..errors import reports_errors
 from .scores import RESAMPLES, describe_interval, format_table, stats, stats_table
 from .store import default_db_path
 
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
     """`python -m gan.quiz stats [--db PATH] [--json]`: the quiz's results per model and class."""
     parser = argparse.ArgumentParser(prog="python -m gan.quiz", description="Results of the fake-or-real quiz.")
@@ -26,12 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.resamples < 1:
         parser.error("--resamples must be at least 1")
-    try:
-        results = stats(Path(args.db) if args.db else default_db_path(), model=args.model,
-                        resamples=args.resamples, seed=args.seed)
-    except GanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    results = stats(Path(args.db) if args.db else default_db_path(), model=args.model,
+                    resamples=args.resamples, seed=args.seed)
     if args.json:
         print(json.dumps(results, indent=2))
     elif not results:
