@@ -11,7 +11,9 @@
 - authenticity (after Alaa et al. 2022): the share of generated images farther from their nearest training image
   than that training image is from its own nearest other training image (a sample as close or closer sits inside
   the empty gap around one training image: memorised, or nearly);
-each of the last three beside its real-vs-real reference: real test images scored in place of generated ones.
+each of the last three beside its real-vs-real reference: real test images scored in place of generated ones;
+- C2ST (Lopez-Paz & Oquab 2017): held-out accuracy of a fresh classifier trained to tell generated from real images
+  (0.5: it cannot), with its 95% interval and p-value.
 FD and KID are torchmetrics' FrechetInceptionDistance and KernelInceptionDistance with the evaluator as feature
 extractor (imported when first used, so opening an evaluator needs no torchmetrics). Images travel as uint8
 (N, C, H, W) tensors; NumPy (N, H, W, C) arrays from `generate` are converted.
@@ -31,11 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .c2st import C2stSettings, c2st
 from .data import ImageData, balanced_subset, portable_source, to_model_range
 from .errors import GanError
-from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, predict,
-                        train_evaluator)
+from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, evaluator_outputs,
+                        predict, train_evaluator)
+from .intervals import binomial_p_value, wilson_interval
 from .neighbours import feature_vectors, nearest, squared_distance_blocks, squared_norms
 from .sampling import generate
 from .version import __version__
@@ -325,6 +327,82 @@ def memorization_scores(evaluator: Evaluator, generated: ImageData, train: Image
                          "generated_images": len(generated.labels), "reference_images": len(reference.labels),
                          "train_images": len(train.labels)},
     }
+
+
+# ---------------------------------------------------------------------------------------------- two-sample test
+# Classifier two-sample test (C2ST; Lopez-Paz & Oquab 2017): can a fresh classifier tell generated from real?
+# A small CNN (the evaluator's architecture with two outputs, trained from scratch with a fixed seed) learns "real or
+# generated" on one half of a balanced set of real and generated images and is scored on the other half. Its held-out
+# accuracy is the statistic: 0.5 means the two sets are indistinguishable to it, 1.0 that every image gives itself
+# away. Unlike FD, which compares two Gaussians fitted to a fixed feature space, the classifier learns whatever cue
+# separates the sets (pixel range, texture, blur, artefacts), so it catches what a feature space chosen in advance
+# misses. Both sets are uint8, so both went through the same quantization.
+#
+# The 95% interval is Wilson's for a binomial proportion over the held-out images; the p-value is the one-sided
+# binomial test of "accuracy > 0.5", the test's null hypothesis being that the sets come from one distribution.
+
+C2ST_MIN_IMAGES = 200  # per set: below this the held-out accuracy's interval is too wide to tell anything (+-0.07)
+
+
+@dataclasses.dataclass(frozen=True)
+class C2stSettings:
+    """How the two-sample classifier is built and trained; fixed, so scores of different models compare."""
+
+    width: int = 16  # channels of its first conv block (the evaluator's default)
+    feature_dim: int = 64  # size of its penultimate layer
+    epochs: int = 20  # training epochs over the training half (10 left it short of what it could find)
+    batch_size: int = 64  # images per step
+    lr: float = 2e-3  # peak AdamW learning rate (one-cycle schedule)
+    train_fraction: float = 0.5  # share of each set it trains on; it is scored on the rest
+    seed: int = 0  # split, weight init, data order and augmentation
+
+
+def c2st(real: np.ndarray | torch.Tensor, generated: np.ndarray | torch.Tensor, *,
+         settings: C2stSettings = C2stSettings(), log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Held-out accuracy of a fresh real-vs-generated classifier, with its 95% interval and p-value.
+
+    `real` and `generated` are uint8 images ((N, C, H, W) tensors or (N, H, W, C) arrays) of one size; the larger
+    set is cut to the smaller one's size so that 0.5 is the chance level."""
+    real, generated = as_image_tensor(real), as_image_tensor(generated)
+    check_sets(real, generated)
+    count = min(len(real), len(generated))
+    split = torch.Generator().manual_seed(settings.seed)
+    real = real[torch.randperm(len(real), generator=split)[:count]]
+    generated = generated[torch.randperm(len(generated), generator=split)[:count]]
+    n_train = int(round(count * settings.train_fraction))
+    if n_train < 2 or count - n_train < 2:
+        raise GanError(f"train_fraction {settings.train_fraction} leaves no images to train or test on")
+    train = _labelled(real[:n_train], generated[:n_train])
+    test = _labelled(real[n_train:], generated[n_train:])
+    _, channels, size, _ = real.shape
+    config = EvaluatorConfig(image_size=size, channels=channels, num_classes=2, class_names=["real", "generated"],
+                             width=settings.width, feature_dim=settings.feature_dim, dataset="c2st")
+    model, accuracy = train_evaluator(train, test, config, epochs=settings.epochs, batch_size=settings.batch_size,
+                                      lr=settings.lr, seed=settings.seed, device="cpu", log=log)
+    # Held-out accuracy on generated images alone says which way the errors go (fakes taken for real, or not).
+    fake_as_real = float((evaluator_outputs(model, test.images[test.labels == 1]).argmax(1) == 0).float().mean())
+    tested = len(test.labels)
+    low, high = wilson_interval(accuracy, tested)
+    return {"accuracy": accuracy, "interval_95": [low, high], "p_value": binomial_p_value(accuracy, tested),
+            "generated_taken_for_real": fake_as_real, "images_per_set": count, "tested_images": tested,
+            "settings": dataclasses.asdict(settings)}
+
+
+def check_sets(real: torch.Tensor, generated: torch.Tensor) -> None:
+    """Raise GanError unless both sets have the same image shape and enough images for the test to mean anything."""
+    if real.shape[1:] != generated.shape[1:]:
+        raise GanError(f"C2ST compares images of one shape, got real {tuple(real.shape[1:])} and generated "
+                       f"{tuple(generated.shape[1:])} (channels, height, width)")
+    smallest = min(len(real), len(generated))
+    if smallest < C2ST_MIN_IMAGES:
+        raise GanError(f"C2ST needs at least {C2ST_MIN_IMAGES} images in each set, got {smallest}; "
+                       "its accuracy on fewer is noise")
+
+
+def _labelled(real: torch.Tensor, generated: torch.Tensor) -> ImageData:
+    """Real images labelled 0 and generated ones 1, as a dataset the evaluator trainer takes."""
+    labels = torch.cat([torch.zeros(len(real)), torch.ones(len(generated))]).long()
+    return ImageData(torch.cat([real, generated]), labels, ["real", "generated"], "c2st")
 
 
 def c2st_of_generator(generator: nn.Module, real: ImageData, *, per_class: int, truncation: float = 1.0,

@@ -16,12 +16,11 @@ from typing import Any
 
 from torch import nn
 
-from .c2st import MIN_IMAGES as C2ST_MIN_IMAGES
 from .config import ModelConfig, TrainConfig
 from .data import ImageData, load_image_data
 from .errors import GanError
 from .evaluator import open_evaluator
-from .metrics import METRICS_NAME, c2st_of_generator, check_evaluator_fits, score_generator, with_provenance
+from .metrics import C2ST_MIN_IMAGES, METRICS_NAME, c2st_of_generator, check_evaluator_fits, score_generator, with_provenance
 
 BEST_FOLDER = "best"  # OUTPUT_DIR/best: the export with the lowest selection score so far
 

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import CLASSES, pattern
-from gan.c2st import MIN_IMAGES, C2stSettings, binomial_p_value, c2st, wilson_interval
+from gan.intervals import binomial_p_value, wilson_interval
+from gan.metrics import C2ST_MIN_IMAGES, C2stSettings, c2st
 from gan.config import ModelConfig
 from gan.errors import GanError
 from gan.models import Generator
@@ -72,8 +73,8 @@ def test_c2st_is_reproducible_and_takes_arrays(real_sets):
 
 def test_c2st_refuses_too_few_images_or_mismatched_shapes(real_sets):
     real, _ = real_sets
-    with pytest.raises(GanError, match=f"at least {MIN_IMAGES} images"):
-        c2st(real[:MIN_IMAGES - 1], real[:MIN_IMAGES - 1])
+    with pytest.raises(GanError, match=f"at least {C2ST_MIN_IMAGES} images"):
+        c2st(real[:C2ST_MIN_IMAGES - 1], real[:C2ST_MIN_IMAGES - 1])
     with pytest.raises(GanError, match="images of one shape"):
         c2st(real, F.pad(real, (2, 2, 2, 2)))
     with pytest.raises(GanError, match="uint8"):

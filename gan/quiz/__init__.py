@@ -16,12 +16,12 @@ from .cli import main
 from .rounds import (CHOICES, PROMPTS, Feedback, Quiz, QuizRegistry, QuizSession, RoundView, check_guess, check_mode,
                      encode_image)
 from .scores import (METRICS, MIN_BOOTSTRAP_SESSIONS, RESAMPLES, TABLE_HEADERS, describe_interval, format_table,
-                    rate_interval, read_judgments, stats, stats_chart, stats_table, wilson_interval)
+                    rate_interval, read_judgments, stats, stats_chart, stats_table)
 from .store import MAX_PENDING, MODES, Judgment, JudgmentStore, default_db_path
 
 __all__ = [
     "CHOICES", "Feedback", "Judgment", "JudgmentStore", "MAX_PENDING", "METRICS", "MIN_BOOTSTRAP_SESSIONS", "MODES",
     "PROMPTS", "Quiz", "QuizRegistry", "QuizSession", "RESAMPLES", "RoundView", "TABLE_HEADERS", "check_guess",
     "check_mode", "default_db_path", "describe_interval", "encode_image", "format_table", "main", "rate_interval",
-    "read_judgments", "stats", "stats_chart", "stats_table", "wilson_interval",
+    "read_judgments", "stats", "stats_chart", "stats_table",
 ]

@@ -8,7 +8,6 @@ pooled counts when too few sessions contributed.
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
@@ -16,11 +15,11 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import GanError
+from ..intervals import wilson_interval
 from .store import MODES, Judgment, JudgmentStore, select_judgments, to_judgment
 
 RESAMPLES = 2000  # bootstrap resamples of sessions
 MIN_BOOTSTRAP_SESSIONS = 10  # below this many sessions, intervals are Wilson score intervals on the pooled counts
-Z95 = 1.959963984540054  # standard normal quantile for a 95% interval
 
 
 def read_judgments(path: str | Path, model: str | None = None) -> list[Judgment]:
@@ -41,14 +40,6 @@ def read_judgments(path: str | Path, model: str | None = None) -> list[Judgment]
 # ---------------------------------------------------------------------------------------------- statistics
 
 
-def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials."""
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def rate_interval(k: np.ndarray, n: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0,
                   min_sessions: int = MIN_BOOTSTRAP_SESSIONS) -> dict[str, Any]:
     """sum(k) / sum(n) over sessions (k[i] events in n[i] trials of session i) with a 95% interval: percentile
@@ -59,7 +50,7 @@ def rate_interval(k: np.ndarray, n: np.ndarray, *, resamples: int = RESAMPLES, s
     if total_n == 0:
         return {"value": None, "low": None, "high": None, "k": 0, "n": 0, "sessions": 0, "method": None}
     if len(n) < min_sessions:
-        (low, high), method = wilson_interval(total_k, total_n), "wilson"
+        (low, high), method = wilson_interval(total_k / total_n, total_n), "wilson"
     else:
         rng, rates = np.random.default_rng(seed), []
         chunk = max(1, min(resamples, 4_000_000 // len(n)))  # bounded memory for many sessions
