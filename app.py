@@ -28,9 +28,9 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegistry, class_index_list,  # noqa: E402
-                      describe, enlarge, enlarge_factor, generate_images, grid_scale, images_html,
-                      interpolation_frames, machine_judge, model_files, random_seed, samples_caption, tile_at,
+                      describe, enlarge_factor, generate_images, grid_scale, interpolation_frames, machine_judge, model_files, random_seed, samples_caption, tile_at,
                       write_gif, write_grid, write_png, write_pngs)
+from gan.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
 from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
                          directions_caption, edit_along_directions, project, projection_record)
@@ -522,7 +522,7 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
         with gr.Tab("Directions"):
             directions_tab(page)
         with gr.Tab("Quiz"):
-            quiz_tab(page, QuizRegistry(registry, store))
+            quiz_tab(page, QuizRegistry(registry.quiz_model, registry.default, store))
         with gr.Tab("Stats") as tab:
             stats_tab(page, store, tab)
         with gr.Tab("Model"):

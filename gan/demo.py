@@ -24,11 +24,13 @@ import numpy as np
 
 from .card import read_json
 from .errors import GanError
-from .files import DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, looks_like_local_path
+from .files import DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, load_real_pool, looks_like_local_path
 from .hub import resolve_model_folder
 from .batching import BatchedGenerator
 from .inference import optimize
 from .models import Discriminator, Generator
+from .quiz.rounds import QuizModel
+from .display import DISPLAY_SIZE, enlarge
 from .sampling import (MAX_SEED, check_seed, check_truncation, generate, image_grid, interpolate, resolve_class,
                        save_gif, save_png)
 
@@ -36,7 +38,6 @@ ALL_CLASSES = "All classes"
 MAX_IMAGES = 64  # images per request in single-class mode
 MAX_GRID_IMAGES = 256  # images per "all classes" grid (columns shrink for models with many classes)
 MAX_FRAMES = 64  # interpolation steps
-DISPLAY_SIZE = 160  # small images are enlarged (by a whole factor) to about this many pixels
 GRID_WIDTH = 760  # grids are sent enlarged by the whole factor (at most 4) that keeps them within this many pixels
 
 
@@ -110,6 +111,17 @@ class ModelRegistry:
                 self._loaded[name] = load_demo_model(name)
             return self._loaded[name]
 
+    def quiz_model(self, name: str) -> QuizModel:
+        """What the quiz of model `name` plays with (GanError for a model without a real-image pool)."""
+        return quiz_model(self.get(name), name)
+
+
+def quiz_model(model: DemoModel, name: str | None = None) -> QuizModel:
+    """A served model as the quiz takes it: fakes from the batched, optimised generator (shared with the other
+    tabs' requests), the discriminator, and the held-out real pool exported beside the weights."""
+    images, labels = load_real_pool(model.folder)
+    return QuizModel(name or model.source, model.fast, model.discriminator, images, labels)
+
 
 def check_int(value: object, low: int, high: int, what: str) -> int:
     """An integer in [low, high] (whole floats accepted, as number inputs send them), else GanError."""
@@ -125,14 +137,6 @@ def check_int(value: object, low: int, high: int, what: str) -> int:
 def enlarge_factor(model: DemoModel, target: int = DISPLAY_SIZE) -> int:
     """The whole factor that brings the model's images closest to `target` pixels."""
     return max(1, round(target / model.generator.model_config.image_size))
-
-
-def enlarge(image: np.ndarray, target: int = DISPLAY_SIZE) -> np.ndarray:
-    """For display: nearest-neighbour upscaling by the whole factor that brings the image closest to `target`
-    pixels; grey images become (H, W), the shape image widgets take for one channel."""
-    factor = max(1, round(target / image.shape[0]))
-    image = image[..., 0] if image.shape[-1] == 1 else image
-    return image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image
 
 
 def seed_range(seed: int, count: int) -> list[int]:
@@ -370,25 +374,3 @@ def model_files(model: DemoModel) -> tuple[str | None, str | None]:
 def random_seed() -> int:
     """A fresh seed for the dice button (from the OS, so visitors do not share a sequence)."""
     return int.from_bytes(np.random.default_rng().bytes(4), "little") % 1_000_000
-
-
-def png_data_uri(image: np.ndarray) -> str:
-    """An image as a data: URI of a PNG with no metadata: no file, no URL, nothing that outlives the page."""
-    import base64
-    import io
-
-    from .sampling import to_pil
-
-    buffer = io.BytesIO()
-    to_pil(image if image.ndim == 3 else image[..., None]).save(buffer, format="PNG")  # PIL writes no text chunks
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def images_html(images: tuple[np.ndarray, ...] | list[np.ndarray], *, labels: tuple[str, ...] = ()) -> str:
-    """Images side by side as HTML, each through the same encoding (the quiz shows real and fake images alike)."""
-    cells = []
-    for i, image in enumerate(images):
-        caption = f"<figcaption>{labels[i]}</figcaption>" if i < len(labels) else ""
-        cells.append(f'<figure class="quiz-cell"><img class="quiz-image" alt="image {i + 1}" '
-                     f'src="{png_data_uri(image)}">{caption}</figure>')
-    return f'<div class="quiz-images">{"".join(cells)}</div>'

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import TRAINING_COPY, free_port, tiny_export, tiny_neighbour_index
-from gan.demo import ALL_CLASSES, ModelRegistry, check_int, enlarge, generate_images, seed_range, tile_at
+from gan.demo import ALL_CLASSES, ModelRegistry, check_int, generate_images, seed_range, tile_at
+from gan.display import enlarge
 from gan.errors import GanError
 from gan.models import load_generator
 from gan.quiz import JudgmentStore

@@ -21,7 +21,8 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from PIL import Image
 
 from conftest import CLASS_NAMES, REPO, child_env, tiny_export
-from gan.demo import enlarge, load_demo_model
+from gan.demo import load_demo_model, quiz_model
+from gan.display import enlarge
 from gan.errors import GanError
 from gan.files import save_real_pool
 from gan.quiz import (Judgment, JudgmentStore, Quiz, QuizSession, RoundView, encode_image, main, rate_interval,
@@ -76,7 +77,7 @@ def judgment(session: str, kinds: str, guess: str, *, model: str = "m", class_in
 
 
 def test_single_rounds_are_real_or_fake_by_chance_and_shown_alike(model, tmp_path):
-    quiz = Quiz(model, JudgmentStore(tmp_path / "q.sqlite"), rng_seed=0)
+    quiz = Quiz(quiz_model(model), JudgmentStore(tmp_path / "q.sqlite"), rng_seed=0)
     session = quiz.new_session()
     pool = {c: [enlarge(image) for image in quiz._pool[quiz._by_class[c]]] for c in quiz.classes}
     kinds, classes, reals = [], set(), {c: [] for c in quiz.classes}
@@ -106,7 +107,7 @@ def test_single_rounds_are_real_or_fake_by_chance_and_shown_alike(model, tmp_pat
 
 
 def test_pair_rounds_show_one_real_and_one_fake(model):
-    quiz = Quiz(model, None, rng_seed=1)
+    quiz = Quiz(quiz_model(model), None, rng_seed=1)
     session = quiz.new_session()
     sides = []
     for _ in range(40):
@@ -129,7 +130,7 @@ def test_pair_rounds_show_one_real_and_one_fake(model):
 
 
 def test_nothing_in_a_round_view_tells_the_answer(model):
-    quiz = Quiz(model, None, rng_seed=2)
+    quiz = Quiz(quiz_model(model), None, rng_seed=2)
     session = quiz.new_session()
     seen = {}  # (mode, kinds) -> what the view shows apart from its images and id
     ids = set()
@@ -159,7 +160,7 @@ def test_nothing_in_a_round_view_tells_the_answer(model):
 
 
 def test_every_round_does_the_same_work_whatever_the_answer(model):
-    quiz = Quiz(model, None, rng_seed=3)
+    quiz = Quiz(quiz_model(model), None, rng_seed=3)
     session = quiz.new_session()
     calls = []
     hooks = [model.fast.register_forward_hook(lambda m, args, out: calls.append(("G", len(args[0])))),
@@ -180,7 +181,7 @@ def test_every_round_does_the_same_work_whatever_the_answer(model):
 
 
 def test_bad_and_out_of_turn_answers_are_rejected_and_change_nothing(model):
-    quiz = Quiz(model, None, rng_seed=4)
+    quiz = Quiz(quiz_model(model), None, rng_seed=4)
     session = quiz.new_session()
 
     def unchanged():
@@ -208,7 +209,7 @@ def test_bad_and_out_of_turn_answers_are_rejected_and_change_nothing(model):
     with pytest.raises(GanError, match="must be 'left' or 'right'"):
         quiz.answer(session, second.round_id, "real")
     unchanged()
-    other = Quiz(model, None, model_id="another model")
+    other = Quiz(quiz_model(model, "another model"), None)
     with pytest.raises(GanError, match="belongs to model"):
         other.answer(session, second.round_id, "left")
     assert other.ensure_session(session) is not session and quiz.ensure_session(session) is session
@@ -227,7 +228,7 @@ def test_bad_and_out_of_turn_answers_are_rejected_and_change_nothing(model):
 
 
 def test_two_simultaneous_answers_to_one_round_count_once(model):
-    quiz = Quiz(model, None, rng_seed=9)
+    quiz = Quiz(quiz_model(model), None, rng_seed=9)
     session = quiz.new_session()
     for _ in range(20):
         view = quiz.next_round(session, "single")
@@ -250,7 +251,7 @@ def test_two_simultaneous_answers_to_one_round_count_once(model):
 
 
 def test_a_model_without_discriminator_or_with_a_mismatched_pool(model, tmp_path):
-    quiz = Quiz(dataclasses.replace(model, discriminator=None), None, rng_seed=5)
+    quiz = Quiz(dataclasses.replace(quiz_model(model), discriminator=None), None, rng_seed=5)
     session = quiz.new_session()
     view = quiz.next_round(session, "pair")
     feedback = quiz.answer(session, view.round_id, "left")
@@ -259,7 +260,7 @@ def test_a_model_without_discriminator_or_with_a_mismatched_pool(model, tmp_path
     tiny_export(folder)
     save_real_pool(torch.zeros((2, 1, 32, 32), dtype=torch.uint8), torch.tensor([0, 1]), folder, split="test")
     with pytest.raises(GanError, match="real pool .* holds \\(32, 32, 1\\) images"):
-        Quiz(load_demo_model(str(folder)), None)
+        Quiz(quiz_model(load_demo_model(str(folder))), None)
     with pytest.raises(GanError, match="uint8"):
         encode_image(np.zeros((28, 28, 1), dtype=np.float32))
 
@@ -270,7 +271,7 @@ def test_a_model_without_discriminator_or_with_a_mismatched_pool(model, tmp_path
 def test_concurrent_sessions_lose_no_judgment_and_a_restart_keeps_them(model, tmp_path):
     path = tmp_path / "quiz.sqlite"
     store = JudgmentStore(path)
-    quiz = Quiz(model, store)
+    quiz = Quiz(quiz_model(model), store)
     sessions = [quiz.new_session() for _ in range(16)]
     failures = []
 
@@ -312,7 +313,7 @@ def test_concurrent_sessions_lose_no_judgment_and_a_restart_keeps_them(model, tm
 def test_a_locked_database_keeps_the_game_going_and_catches_up(model, tmp_path):
     path = tmp_path / "quiz.sqlite"
     store = JudgmentStore(path, timeout=0.1)
-    quiz = Quiz(model, store, rng_seed=6)
+    quiz = Quiz(quiz_model(model), store, rng_seed=6)
     session = quiz.new_session()
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -339,7 +340,7 @@ def test_an_unwritable_database_keeps_the_game_going(model, tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
     store = JudgmentStore(tmp_path / "a_file" / "quiz.sqlite")
     assert not store.saving and "cannot be written" in store.problem
-    quiz = Quiz(model, store, rng_seed=7)
+    quiz = Quiz(quiz_model(model), store, rng_seed=7)
     session = quiz.new_session()
     view = quiz.next_round(session, "single")
     feedback = quiz.answer(session, view.round_id, "fake")
@@ -422,7 +423,7 @@ def test_judgments_are_mirrored_to_a_hub_dataset(model, local_hub, monkeypatch, 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     store = JudgmentStore(tmp_path / "quiz.sqlite")
     assert store.scheduler is None  # lazily, at the first judgment
-    quiz = Quiz(model, store, rng_seed=8)
+    quiz = Quiz(quiz_model(model), store, rng_seed=8)
     session = quiz.new_session()
     ids = []
     for mode in ("single", "pair", "single"):

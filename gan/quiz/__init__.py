@@ -1,7 +1,7 @@
 """The "fake or real?" quiz: a human evaluation of a model (HYPE-infinity, Zhou et al. 2019: the human error rate
 at telling generated images from real ones; about 50% means indistinguishable).
 
-    quiz = Quiz(load_demo_model("models/fashion-mnist"), JudgmentStore("quiz.sqlite"))
+    quiz = Quiz(quiz_model(load_demo_model("models/fashion-mnist")), JudgmentStore("quiz.sqlite"))  # gan.demo
     session = quiz.new_session()                       # one per visitor, kept on the server (gr.State)
     view = quiz.next_round(session, "single")          # images and a prompt, never the answer
     feedback = quiz.answer(session, view.round_id, "fake")
@@ -13,15 +13,15 @@ discriminator's accuracy) and `cli` (`python -m gan.quiz stats` prints them).
 """
 
 from .cli import main
-from .rounds import (CHOICES, PROMPTS, Feedback, Quiz, QuizRegistry, QuizSession, RoundView, check_guess, check_mode,
-                     encode_image)
+from .rounds import (CHOICES, PROMPTS, Feedback, Quiz, QuizModel, QuizRegistry, QuizSession, RoundView, check_guess,
+                     check_mode, encode_image)
 from .scores import (METRICS, MIN_BOOTSTRAP_SESSIONS, RESAMPLES, TABLE_HEADERS, describe_interval, format_table,
                     rate_interval, read_judgments, stats, stats_chart, stats_table)
 from .store import MAX_PENDING, MODES, Judgment, JudgmentStore, default_db_path
 
 __all__ = [
     "CHOICES", "Feedback", "Judgment", "JudgmentStore", "MAX_PENDING", "METRICS", "MIN_BOOTSTRAP_SESSIONS", "MODES",
-    "PROMPTS", "Quiz", "QuizRegistry", "QuizSession", "RESAMPLES", "RoundView", "TABLE_HEADERS", "check_guess",
+    "PROMPTS", "Quiz", "QuizModel", "QuizRegistry", "QuizSession", "RESAMPLES", "RoundView", "TABLE_HEADERS", "check_guess",
     "check_mode", "default_db_path", "describe_interval", "encode_image", "format_table", "main", "rate_interval",
     "read_judgments", "stats", "stats_chart", "stats_table",
 ]

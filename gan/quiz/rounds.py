@@ -19,14 +19,15 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import numpy as np
 import torch
+from torch import nn
 
-from ..demo import DemoModel, ModelRegistry, enlarge
+from ..display import enlarge
 from ..errors import GanError
-from ..files import load_real_pool
 from ..sampling import MAX_SEED, check_truncation, generate
 from .store import MODES, Judgment, JudgmentStore
 
@@ -133,27 +134,39 @@ class QuizSession:
 # ---------------------------------------------------------------------------------------------- the game
 
 
+@dataclass(frozen=True)
+class QuizModel:
+    """What a quiz needs of a model, however it was loaded (gan/demo.py `quiz_model` makes one of a served model)."""
+
+    name: str  # recorded with every judgment
+    generator: nn.Module  # makes the fakes through `gan.sampling.generate`; has `model_config`
+    discriminator: nn.Module | None  # scores both images of every round (None: no scores)
+    real_images: torch.Tensor  # (N, H, W, C) uint8: the held-out real pool (gan/files.py `load_real_pool`)
+    real_labels: torch.Tensor  # (N,) class indices
+
+
 class Quiz:
     """The quiz for one model, shared by all sessions (thread-safe)."""
 
-    def __init__(self, model: DemoModel, store: JudgmentStore | None = None, *, model_id: str | None = None,
-                 truncation: float | None = None, rng_seed: int | None = None):
+    def __init__(self, model: QuizModel, store: JudgmentStore | None = None, *, truncation: float | None = None,
+                 rng_seed: int | None = None):
         self.model, self.store = model, store
-        self.model_id = model_id or model.source
-        self.truncation = check_truncation(model.default_truncation if truncation is None else truncation)
-        images, labels = load_real_pool(model.folder)
+        self.model_id = model.name
         config = model.generator.model_config
+        self.truncation = check_truncation(config.default_truncation if truncation is None else truncation)
+        images = model.real_images
         expected = (config.image_size, config.image_size, config.channels)
         if tuple(images.shape[1:]) != expected:
-            raise GanError(f"the real pool of {model.source} holds {tuple(images.shape[1:])} images but the model "
+            raise GanError(f"the real pool of {model.name} holds {tuple(images.shape[1:])} images but the model "
                            f"makes {expected}; re-export the model so both kinds look alike")
         self._pool = np.ascontiguousarray(images.numpy())  # (N, H, W, C) uint8
-        labels = labels.numpy()
+        self.class_names = config.class_names
+        labels = model.real_labels.numpy()
         self._by_class = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)
                           if 0 <= c < config.num_classes}
         self.classes = sorted(self._by_class)  # classes with real images: the rounds' class mix
         if not self.classes:
-            raise GanError(f"the real pool of {model.source} holds no image of the model's classes")
+            raise GanError(f"the real pool of {model.name} holds no image of the model's classes")
         # Unpredictable unless a test asks for a seed: revealed fake seeds must not let anyone predict the next answer.
         self._random = random.Random(rng_seed) if rng_seed is not None else random.SystemRandom()
         self._random_lock = threading.Lock()
@@ -193,7 +206,7 @@ class Quiz:
                     session._seen_reals.add(real_index)
         # The same work for every round: one fake generated, D on the real and the fake image in one batch.
         real = self._pool[real_index]
-        fake = generate(self.model.fast, [class_index], [seed], self.truncation)[0]  # (H, W, C), batched with others
+        fake = generate(self.model.generator, [class_index], [seed], self.truncation)[0]  # (H, W, C)
         d_real, d_fake = self._realness(np.stack([real, fake]), class_index)
         shown = [real if kind == "real" else fake for kind in kinds]
         images = tuple(encode_image(image) for image in shown)
@@ -236,7 +249,7 @@ class Quiz:
         judgment = Judgment(
             time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), session_id=session.session_id,
             model=self.model_id, mode=current.mode, kinds=",".join(current.kinds), answer=current.answer,
-            class_index=current.class_index, class_name=self.model.class_names[current.class_index],
+            class_index=current.class_index, class_name=self.class_names[current.class_index],
             seed=current.seed if "fake" in current.kinds else None, truncation=current.truncation, guess=guess,
             correct=correct, d_real=current.d_real, d_fake=current.d_fake,
             response_ms=round((answered_at - current.issued) * 1000), round_id=round_id)
@@ -324,17 +337,17 @@ def _feedback(j: Judgment, secret: _Round, score: tuple, saved: bool, problem: s
 
 
 class QuizRegistry:
-    """One quiz per model of an app, sharing one judgment store; built on a model's first round (a model without a
-    real-image pool has no quiz, and says so then)."""
+    """One quiz per model of an app, sharing one judgment store; built on a model's first round by
+    `quiz_model(name)` (which raises GanError for a model without a real-image pool: it has no quiz)."""
 
-    def __init__(self, registry: ModelRegistry, store: JudgmentStore):
-        self.registry, self.store = registry, store
+    def __init__(self, quiz_model: Callable[[str], QuizModel], default: str, store: JudgmentStore):
+        self.quiz_model, self.default, self.store = quiz_model, default, store
         self._quizzes: dict[str, Quiz] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str | None) -> Quiz:
-        name = name or self.registry.default
+        name = name or self.default
         with self._lock:
             if name not in self._quizzes:
-                self._quizzes[name] = Quiz(self.registry.get(name), self.store, model_id=name)
+                self._quizzes[name] = Quiz(self.quiz_model(name), self.store)
             return self._quizzes[name]
