@@ -34,7 +34,7 @@ from gan.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
 from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
                          directions_caption, edit_along_directions, project, projection_record)
-from gan.inference import set_threads_for_host  # noqa: E402
+from gan.inference import set_threads_for_host, tune_malloc_for_serving  # noqa: E402
 from gan.invert import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
 from gan.quiz import JudgmentStore, QuizRegistry, stats, stats_chart, stats_table  # noqa: E402
 from gan.sampling import MAX_SEED  # noqa: E402
@@ -579,23 +579,6 @@ def sweep_empty_folders_forever(root: Path) -> None:
         remove_empty_folders(root)
 
 
-def limit_malloc_arenas() -> None:
-    """glibc gives each of Gradio's worker threads its own malloc arena and keeps freed image buffers in them: RSS
-    grew ~150 MB more over 3,000 calls with the default arenas than with 2 (bench/app_memory.py). Must run before
-    the worker threads start; a no-op off glibc."""
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-8, 2)  # M_ARENA_MAX
-        libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD: large buffers go back to the system when freed
-    except (OSError, AttributeError):
-        pass
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", help="model folder or Hub repo id (repeat to offer several)")
@@ -605,7 +588,7 @@ def main() -> None:
     # A Space (and `docker stop`) ends the app with SIGTERM, which would skip atexit handlers: exit normally instead,
     # so the scratch folder is removed and the quiz store closes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    limit_malloc_arenas()
+    tune_malloc_for_serving()
     set_threads_for_host()
     try:
         demo = globals()["demo"] = build_demo(ModelRegistry(model_sources(args.model)))

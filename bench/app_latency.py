@@ -3,8 +3,8 @@
     python bench/app_latency.py [--model models/fashion-mnist] [--clients 1 8 32] [--quick]
         [--out bench/results/app.json] [--plot bench/results/app.png]
 
-1. model time: a 64-image grid in-process (torch threads = all cores), eager generator vs the served one
-   (gan/inference.py), taking turns; median of repeats;
+1. model time: a 64-image grid in-process (torch threads = all cores, glibc's allocator set as app.py sets it), eager
+   generator vs the served one (gan/inference.py), taking turns; median of repeats;
 2. cold start: from starting `python app.py` to the first answered `/generate`;
 3. for 1, 8 and 32 concurrent gradio_client clients (each its own session, as visitors are), `/generate` of 16 images
    and `/quiz_round`: latency p50 / p95 (with the client's default download of the returned files), requests/s;
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from bench.generation import paired_times  # noqa: E402
 from bench.report import report  # noqa: E402
 from gan.models import load_generator  # noqa: E402
-from gan.inference import optimize  # noqa: E402
+from gan.inference import optimize, tune_malloc_for_serving  # noqa: E402
 
 ENDPOINTS = {"/generate": lambda model, class_name, i: (model, class_name, i, 16, 1.0),
              "/quiz_round": lambda model, class_name, i: (model, "single")}
@@ -155,6 +155,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--plot", type=Path, default=None, help="draw latency and throughput against clients here")
     args = parser.parse_args()
+    tune_malloc_for_serving()  # as app.py does: the in-process model time is the served one's
     repeats, requests = (3, 4) if args.quick else (30, 64)  # requests per load level, shared by its clients
     class_name = load_generator(args.model).model_config.class_names[0]
     results = {

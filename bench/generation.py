@@ -6,7 +6,9 @@
 "Model time" is what `gan.sampling.generate` spends from seeds to uint8 pixels (noise, the generator in eval mode,
 conversion). The two models take turns call by call, so both see the same machine load; median and best of
 --repeats after warm-up. 28 px uses the shipped Fashion-MNIST model, other sizes a freshly initialised generator of
-the default width (time does not depend on weight values). Reports, never asserts.
+the default width (time does not depend on weight values). glibc's allocator is set as app.py sets it for serving
+(`tune_malloc_for_serving`: big buffers reused from the heap rather than mmapped afresh each pass), for both models;
+`--system-malloc` leaves glibc's defaults. Reports, never asserts.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from bench.report import report  # noqa: E402
 
 from gan.config import ModelConfig  # noqa: E402
 from gan.models import load_generator  # noqa: E402
-from gan.inference import optimize  # noqa: E402
+from gan.inference import optimize, tune_malloc_for_serving  # noqa: E402
 from gan.models import Generator  # noqa: E402
 from gan.sampling import generate  # noqa: E402
 
@@ -79,12 +81,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="2 repeats: checks the benchmark runs")
+    parser.add_argument("--system-malloc", action="store_true", help="keep glibc's allocator defaults (app.py tunes them)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
+    tuned_malloc = not args.system_malloc and tune_malloc_for_serving()
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
     results = {"threads": torch.get_num_threads(), "torch": torch.__version__, "device": "cpu", "repeats": repeats,
+               "malloc": "tuned for serving" if tuned_malloc else "system defaults",
                "runs": [row for size in args.sizes for row in measure(size, args.counts, repeats, args.width)]}
     report(results, args.out)
     return 0

@@ -96,7 +96,7 @@ def latents_from_seeds(seeds: Sequence[int], latent_dim: int, truncation: float 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, C, H, W) floats in [-1, 1] -> (B, H, W, C) uint8."""
     scaled = ((images.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255)
-    return scaled.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return np.ascontiguousarray(scaled.to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
 
 @torch.no_grad()
