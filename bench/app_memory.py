@@ -351,7 +351,7 @@ def interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=3000, help="calls in all, shared by the sessions")
     parser.add_argument("--report-every", type=int, default=100, help="record the server every this many calls")
@@ -371,6 +371,11 @@ def main() -> int:
     parser.add_argument("--label", default=None, help="this run's name in the JSON and the plot")
     parser.add_argument("--append", action="store_true", help="keep the other labels' runs already in --output")
     parser.add_argument("--replot", action="store_true", help="only redraw the plot from --output's runs")
+    return parser
+
+
+def main() -> int:
+    parser = build_parser()
     args = parser.parse_args()
     if args.calls < 1 or args.report_every < 1 or args.sessions < 1:
         parser.error("--calls, --report-every and --sessions must be at least 1")
@@ -404,19 +409,30 @@ def main() -> int:
         if process is not None:
             stop_server(process)
         shutil.rmtree(temp, ignore_errors=True)
+    save_results(run, args.output, append=args.append)
+    print_summary(run)
+    print(f"wrote {args.output} and {args.output.with_suffix('.png')}")
+    return 0
 
+
+def save_results(run: dict, output: Path, *, append: bool) -> None:
+    """Write `run` (replacing a run of the same label when appending) to the JSON and redraw the plot beside it."""
     import gradio
     import torch
 
-    previous = json.loads(args.output.read_text()) if args.append and args.output.is_file() else {}
-    runs = [r for r in previous.get("runs", []) if r["label"] != label] + [run]
+    previous = json.loads(output.read_text()) if append and output.is_file() else {}
+    runs = [r for r in previous.get("runs", []) if r["label"] != run["label"]] + [run]
     results = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                            "python": platform.python_version(), "torch": torch.__version__,
                            "gradio": gradio.__version__},
                "runs": runs}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    plot(runs, args.output.with_suffix(".png"))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    plot(runs, output.with_suffix(".png"))
+
+
+def print_summary(run: dict) -> None:
+    """One line per recorded quantity: start, end and idle values, and growth per 1,000 calls in each half."""
     print(f"\n{'':14} {'start':>9} {'end':>9} {'idle':>9} {'/1k calls, 1st half':>20} {'2nd half':>9}")
     for key, row in run["summary"].items():
         if isinstance(row, dict):
@@ -424,8 +440,6 @@ def main() -> int:
                                                                               row["per_1000_second_half"])]
             print(f"{key:14} {row['start']:9.1f} {row['end']:9.1f} {row['idle']:9.1f} {halves[0]:>20} {halves[1]}")
     print(f"errors: {run['errors']}" + (f" (last: {run['last_error']})" if run["last_error"] else ""))
-    print(f"wrote {args.output} and {args.output.with_suffix('.png')}")
-    return 0
 
 
 if __name__ == "__main__":
