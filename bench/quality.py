@@ -3,7 +3,7 @@
     python bench/quality.py --dataset /usr/share/datasets/fashion-mnist --minutes 5 15 30 \
         --recipes project classic no-diffaugment concat-d --parallel 2 --out bench/results/quality.json \
         --plot bench/results/quality.png
-    python bench/quality.py --quick     # a one-minute smoke run of the same code (CI); its figures mean nothing
+    python bench/quality.py --quick     # a smoke run of the same code (CI; under a minute); its figures mean nothing
 
 Every recipe trains through the project's own loop (gan.training.train) for the same wall-clock budgets of training
 steps (evaluation time is not counted): it trains to the first budget, is scored, resumes from its checkpoint to the
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.recipes import NO_EMA, RECIPES, Recipe  # noqa: E402
 from gan.config import ModelConfig, TrainConfig  # noqa: E402
-from gan.data import load_image_data, portable_source  # noqa: E402
+from gan.data import balanced_subset, load_image_data, portable_source  # noqa: E402
 from gan.ema import recalibrate_batch_norm  # noqa: E402
 from gan.files import CONFIG_NAME, WEIGHTS_NAME, load_state_strictly, read_safetensors  # noqa: E402
 from gan.evaluator import open_evaluator  # noqa: E402
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true",
                    help="keep the other recipes' rows of an existing --out file (re-running some recipes only)")
     p.add_argument("--quick", action="store_true", help="tiny budgets and few images: checks the code, not quality")
+    p.add_argument("--reference-images", type=int, help=argparse.SUPPRESS)  # --quick: fewer real images scored
     p.add_argument("--worker", choices=list(RECIPES), help=argparse.SUPPRESS)  # one recipe, in a child process
     p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     return p
@@ -81,9 +82,11 @@ def train_and_score(recipe: Recipe, args: argparse.Namespace) -> list[dict]:
             snapshots[NO_EMA] = load_weights(recipe, export, list_checkpoints(out)[-1] / WEIGHTS_NAME)
         for name, generator in snapshots.items():
             config = generator.model_config
-            reference, train_data = scoring_data(args.dataset, config.image_size, config.channels)
-            scores = score_generator(recalibrate_batch_norm(generator), evaluator, reference, train=train_data,
-                                     per_class=args.per_class)
+            reference, train_data = scoring_data(args.dataset, config.image_size, config.channels,
+                                                 args.reference_images)
+            if name == NO_EMA:  # the export's EMA generator was recalibrated before it was saved
+                recalibrate_batch_norm(generator)
+            scores = score_generator(generator, evaluator, reference, train=train_data, per_class=args.per_class)
             rows.append({
                 "recipe": name, "minutes": minutes, "steps": summary["steps"],
                 "train_seconds": summary["train_seconds"], "images_seen": summary["images_seen"],
@@ -105,10 +108,12 @@ def load_weights(recipe: Recipe, export: Path, weights: Path) -> torch.nn.Module
 
 
 @functools.lru_cache
-def scoring_data(dataset: str, image_size: int, channels: int):
-    """Real test (reference) and train (floor) splits, loaded once per process."""
+def scoring_data(dataset: str, image_size: int, channels: int, limit: int | None = None):
+    """Real test (reference) and train (floor) splits, loaded once per process; class-balanced subsets of `limit`
+    images each when given (--quick: its scores mean nothing anyway)."""
     options = dict(image_size=image_size, channels=channels)
-    return load_image_data(dataset, split="test", **options), load_image_data(dataset, split="train", **options)
+    splits = load_image_data(dataset, split="test", **options), load_image_data(dataset, split="train", **options)
+    return splits if limit is None else tuple(balanced_subset(split, limit) for split in splits)
 
 
 def run_workers(args: argparse.Namespace) -> list[dict]:
@@ -118,6 +123,7 @@ def run_workers(args: argparse.Namespace) -> list[dict]:
     def one(name: str) -> list[dict]:
         command = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--dataset", args.dataset,
                    "--per-class", str(args.per_class), "--work-dir", args.work_dir,
+                   *(["--reference-images", str(args.reference_images)] if args.reference_images else []),
                    "--minutes", *map(str, args.minutes), *(["--evaluator", args.evaluator] if args.evaluator else [])]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
         result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
@@ -172,7 +178,7 @@ def markdown_table(rows: list[dict]) -> str:
 def main() -> int:
     args = build_parser().parse_args()
     if args.quick:
-        args.minutes, args.per_class = [0.1, 0.2], 10
+        args.minutes, args.per_class, args.reference_images = [0.05, 0.1], 10, 1000
         args.work_dir = str(Path(args.work_dir).with_name("quality-quick"))
     if args.worker:
         train_and_score(RECIPES[args.worker], args)
