@@ -156,3 +156,11 @@ def test_a_failing_pass_fails_its_callers_and_the_next_call_works():
     with pytest.raises(RuntimeError):
         batched(torch.zeros(2, 5), torch.tensor([0, 1]))  # wrong latent size: raised in the worker, passed on
     assert batched(z, torch.tensor([0, 1, 2])).shape == (3, 1, 28, 28)
+
+
+def test_the_serving_allocator_setting_applies_on_glibc_and_is_skipped_elsewhere():
+    import platform
+
+    from gan.inference import tune_malloc_for_serving
+
+    assert tune_malloc_for_serving() is (platform.libc_ver()[0] == "glibc")
