@@ -178,7 +178,7 @@ def markdown_table(rows: list[dict]) -> str:
 def main() -> int:
     args = build_parser().parse_args()
     if args.quick:
-        args.minutes, args.per_class, args.reference_images = [0.05, 0.1], 10, 1000
+        args.minutes, args.per_class, args.reference_images = [0.02, 0.04], 10, 1000
         args.work_dir = str(Path(args.work_dir).with_name("quality-quick"))
     if args.worker:
         train_and_score(RECIPES[args.worker], args)

@@ -20,10 +20,13 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+# --no-compile: byte-compiling every installed module (all of torch, gradio...) is most of an install's time; Python
+# compiles what it imports, once, on first use.
+pip_install() { .venv/bin/python -m pip install -q --no-compile --disable-pip-version-check "$@"; }
+pip_install --upgrade pip >/dev/null
+pip_install "torch==2.13.0"
+pip_install -r requirements.txt
 if [ "$with_tests" = 1 ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+  pip_install -r requirements-test.txt
 fi
 echo "setup: ready (.venv)"

@@ -34,6 +34,23 @@ def pytest_configure(config):
     os.environ.update(TMPDIR=_SESSION_TEMP, GRADIO_TEMP_DIR=str(Path(_SESSION_TEMP) / "gradio"),
                       XDG_CACHE_HOME=str(Path(_SESSION_TEMP) / "cache"))
     tempfile.tempdir = _SESSION_TEMP
+    pin_xdist_worker_to_one_core()
+
+
+def pin_xdist_worker_to_one_core() -> None:
+    """Under pytest-xdist (`-n N`), worker i runs on core i (mod the cores we have), and so do the processes it
+    starts (affinity is inherited; the code sizes its torch threads by it): two workers each using every core
+    made the training tests 3-4x slower than alone, more than the parallelism gained."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return
+    os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def pytest_unconfigure(config):
