@@ -20,9 +20,7 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-# --no-compile: byte-compiling every installed module (all of torch, gradio...) is most of an install's time; Python
-# compiles what it imports, once, on first use.
-pip_install() { .venv/bin/python -m pip install -q --no-compile --disable-pip-version-check "$@"; }
+pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
 pip_install --upgrade pip >/dev/null
 pip_install "torch==2.13.0"
 pip_install -r requirements.txt

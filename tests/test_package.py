@@ -28,9 +28,7 @@ SHIPPED = REPO / "models" / "fashion-mnist"
 
 
 def pip(python: Path, *args: str) -> None:
-    # --no-compile: byte-compiling all of torch took 12 of the 17 s its install takes; what runs compiles on import.
-    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-compile", "--disable-pip-version-check",
-                             *args],
+    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
