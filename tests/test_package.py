@@ -28,7 +28,10 @@ SHIPPED = REPO / "models" / "fashion-mnist"
 
 
 def pip(python: Path, *args: str) -> None:
-    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
+    # --no-compile: byte-compiling all of torch is 12 of the 17 s its install takes; run_in lets the environment's
+    # first runs write the bytecode of what they import instead.
+    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-compile", "--disable-pip-version-check",
+                             *args],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -63,8 +66,9 @@ def fresh_python(wheel, tmp_path_factory) -> Path:
 
 
 def run_in(python: Path, cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run in cwd with no PYTHONPATH, so only the installed package can be imported."""
+    """Run in cwd with no PYTHONPATH, so only the installed package can be imported; bytecode is written (see pip)."""
     env = {**os.environ, **(env or {}), "PYTHONPATH": "", "HF_HUB_OFFLINE": (env or {}).get("HF_HUB_OFFLINE", "1")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return subprocess.run([str(python), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
