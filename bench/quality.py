@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.recipes import NO_EMA, RECIPES, Recipe  # noqa: E402
+from bench.report import save_figure  # noqa: E402
 from gan.config import ModelConfig, TrainConfig  # noqa: E402
 from gan.data import balanced_subset, load_image_data, portable_source  # noqa: E402
 from gan.ema import recalibrate_batch_norm  # noqa: E402
@@ -159,12 +160,7 @@ def plot(rows: list[dict], path: Path, xlabel: str) -> None:
     ax_acc.set(xlabel=xlabel, ylabel="class accuracy (higher is better)",
                title="Generated images recognised as their class", ylim=(0, 1))
     ax_acc.axhline(rows[0]["evaluator_accuracy"], color="grey", linestyle="--", label="real test images")
-    for ax in (ax_fd, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, (ax_fd, ax_acc), path)
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.report import report  # noqa: E402
+from bench.report import report, save_figure  # noqa: E402
 from gan.card import training_command  # noqa: E402
 from gan.export import EVALS_NAME  # noqa: E402
 
@@ -62,12 +62,7 @@ def plot(runs: list[dict], path: Path) -> None:
                 title="Fresh real-vs-generated classifier", ylim=(0.45, 1.0))
     ax_fd.set(yscale="log", xlabel="training minutes", ylabel="FD / real train-vs-test floor (lower is better)",
               title="Fréchet distance over its floor")
-    for ax in (ax_c2st, ax_fd):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, (ax_c2st, ax_fd), path)
 
 
 def main(argv: list[str] | None = None) -> int:
