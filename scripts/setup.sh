@@ -20,11 +20,15 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
+# Installed without byte-compiling, then compiled on every core at once: pip compiles one file at a time, and with
+# PYTHONDONTWRITEBYTECODE set (as on many CI machines) nothing compiled later would be kept.
+pip_install() { .venv/bin/python -m pip install -q --no-compile --disable-pip-version-check "$@"; }
 pip_install --upgrade pip >/dev/null
 pip_install "torch==2.13.0"
-pip_install -r requirements.txt
-if [ "$with_tests" = 1 ]; then
-  pip_install -r requirements-test.txt
-fi
+requirements=(-r requirements.txt)
+[ "$with_tests" = 1 ] && requirements+=(-r requirements-test.txt)
+pip_install "${requirements[@]}"
+# Some packages ship files for newer Pythons that cannot compile here (pip skips them too): not an error.
+.venv/bin/python -m compileall -qq -j 0 "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+  || true
 echo "setup: ready (.venv)"
