@@ -28,8 +28,8 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegistry, class_index_list,  # noqa: E402
-                      describe, enlarge_factor, generate_images, grid_scale, interpolation_frames, machine_judge, model_files, random_seed, samples_caption, tile_at,
-                      write_gif, write_grid, write_png, write_pngs)
+                      describe, enlarge_factor, generate_images, grid_scale, interpolation_frames, machine_judge,
+                      model_files, random_seed, samples_caption, tile_at, write_grid)
 from gan.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
 from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
@@ -38,6 +38,7 @@ from gan.inference import set_threads_for_host, tune_malloc_for_serving  # noqa:
 from gan.invert import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
 from gan.quiz import JudgmentStore, QuizRegistry, stats, stats_chart, stats_table  # noqa: E402
 from gan.sampling import MAX_SEED  # noqa: E402
+from gan.scratch import write_gif, write_png, write_pngs  # noqa: E402
 from gan.space import space_models  # noqa: E402
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"

@@ -500,7 +500,7 @@ def test_sessions_scratch_files_and_cache_folders_stay_bounded(app, model_dir, t
     from gradio_client import Client
 
     from app import SESSION_CAPACITY, remove_empty_folders
-    from gan.demo import Scratch
+    from gan.scratch import Scratch
 
     demo, client, model, _ = app
     assert SESSION_CAPACITY <= 1000
