@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the other recipes' rows of an existing --out file (re-running some recipes only)")
     p.add_argument("--quick", action="store_true", help="tiny budgets and few images: checks the code, not quality")
     p.add_argument("--reference-images", type=int, help=argparse.SUPPRESS)  # --quick: fewer real images scored
+    p.add_argument("--width", type=int, help=argparse.SUPPRESS)  # --quick: narrow G and D where a recipe sizes them
     p.add_argument("--worker", choices=list(RECIPES), help=argparse.SUPPRESS)  # one recipe, in a child process
     p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     return p
@@ -73,9 +74,10 @@ def train_and_score(recipe: Recipe, args: argparse.Namespace) -> list[dict]:
     out = Path(args.work_dir) / recipe.name
     rows = []
     for minutes in sorted(args.minutes):
+        widths = dict(g_width=args.width, d_width=args.width) if args.width else {}
         cfg = TrainConfig(dataset=args.dataset, output_dir=str(out), max_steps=10**9, max_minutes=minutes,
                           checkpoint_every=0, sample_every=0, real_pool_size=0, cpu_threads=args.threads,
-                          **recipe.overrides)
+                          **{**widths, **recipe.overrides})
         export = train(cfg, recipe.build_models)
         summary = json.loads((export / "training_summary.json").read_text())
         snapshots = {recipe.name: load_weights(recipe, export, export / WEIGHTS_NAME)}
@@ -125,6 +127,7 @@ def run_workers(args: argparse.Namespace) -> list[dict]:
         command = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--dataset", args.dataset,
                    "--per-class", str(args.per_class), "--work-dir", args.work_dir,
                    *(["--reference-images", str(args.reference_images)] if args.reference_images else []),
+                   *(["--width", str(args.width)] if args.width else []),
                    "--minutes", *map(str, args.minutes), *(["--evaluator", args.evaluator] if args.evaluator else [])]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
         result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
@@ -174,7 +177,7 @@ def markdown_table(rows: list[dict]) -> str:
 def main() -> int:
     args = build_parser().parse_args()
     if args.quick:
-        args.minutes, args.per_class, args.reference_images = [0.02, 0.04], 10, 1000
+        args.minutes, args.per_class, args.reference_images, args.width = [0.02, 0.04], 10, 1000, 8
         args.work_dir = str(Path(args.work_dir).with_name("quality-quick"))
     if args.worker:
         train_and_score(RECIPES[args.worker], args)
