@@ -196,8 +196,9 @@ def tune_malloc_for_serving() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return all(libc.mallopt(param, value) == 1 for param, value in (
-            (_M_ARENA_MAX, 2), (_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 64 << 20)))
+        applied = [libc.mallopt(param, value) for param, value in (  # every one tried, even after a refusal
+            (_M_ARENA_MAX, 2), (_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 64 << 20))]
+        return all(result == 1 for result in applied)
     except (OSError, AttributeError):
         return False
 

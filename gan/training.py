@@ -92,15 +92,17 @@ def periodic_actions(run: Run, monitor: QualityMonitor | None, progress: Progres
     """What falls due after this step: logging, a sample grid, an evaluation (its scores are returned), a
     checkpoint, an export and a push. The last step does all but the export and push, which `train` does."""
     cfg, accelerator, step = run.cfg, run.accelerator, run.state.step
-    scores = None
+    scores = losses = None
     if step % cfg.log_every == 0 or last:
-        progress.log(check_losses(accelerator, loss_d, loss_g, step))
+        losses = check_losses(accelerator, loss_d, loss_g, step)
+        progress.log(losses)
     if due(step, cfg.sample_every, last) and accelerator.is_main_process:
         log_sample_grid(accelerator, save_sample_grid(run.ema.model, run.out, step, cfg.sample_seeds), step)
     if cfg.eval_every and due(step, cfg.eval_every, last):
         scores = evaluate_and_keep_best(run, monitor)
     if due(step, cfg.checkpoint_every, last):
-        check_losses(accelerator, loss_d, loss_g, step)
+        if losses is None:  # never a checkpoint of non-finite losses; one all-reduce where the log did it already
+            check_losses(accelerator, loss_d, loss_g, step)
         save_checkpoint(accelerator, run.out, step, cfg.checkpoints_total_limit)
     pushing = bool(cfg.push_to_hub) and due(step, cfg.push_every, False) and not last
     if (due(step, cfg.export_every, False) or pushing) and not last:
