@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import ImageData, balanced_subset, portable_source, to_model_range
+from .data import ImageData, balanced_subset, class_counts, portable_source, stratified_subset, to_model_range
 from .errors import GanError
 from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, evaluator_outputs,
                         predict, train_evaluator)
@@ -179,12 +179,15 @@ def check_evaluator_fits(evaluator: Evaluator, model_config: Any, *, evaluator_s
                        f"{list(g.class_names)[:3]}...; use an evaluator trained on the generator's dataset")
 
 
-def generated_batches(generator: nn.Module, *, per_class: int, truncation: float, batch_size: int = 500,
-                      first_seed: int = 0):
-    """Yield (class, uint8 images (B, C, H, W)) for every class, seeds first_seed.. first_seed+per_class-1."""
-    for label in range(generator.model_config.num_classes):
-        for first in range(first_seed, first_seed + per_class, batch_size):
-            seeds = list(range(first, min(first + batch_size, first_seed + per_class)))
+def generated_batches(generator: nn.Module, *, per_class: int | Sequence[int], truncation: float,
+                      batch_size: int = 500, first_seed: int = 0):
+    """Yield (class, uint8 images (B, C, H, W)) for every class c, seeds first_seed.. first_seed+n_c-1, where n_c
+    is per_class, or per_class[c] for a list of counts (class_counts: the data's class mix)."""
+    num_classes = generator.model_config.num_classes
+    counts = [per_class] * num_classes if isinstance(per_class, int) else list(per_class)
+    for label, count in enumerate(counts):
+        for first in range(first_seed, first_seed + count, batch_size):
+            seeds = list(range(first, min(first + batch_size, first_seed + count)))
             yield label, as_image_tensor(generate(generator, [label] * len(seeds), seeds, truncation))
 
 
@@ -193,7 +196,8 @@ def score_generator(generator: nn.Module, evaluator: Evaluator, reference: Image
                     inception: bool = False, memorization: bool = False,
                     log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Class accuracy, FD, KID (and FD's train-vs-test floor when `train` is given) of a generator's images:
-    per_class images of each class, seeds 0..per_class-1, at the given truncation, against `reference`.
+    per_class x classes images in the class mix of `train` (of `reference` without it; see class_counts), seeds
+    0..n_c-1 of each class c, at the given truncation, against `reference`.
     memorization (needs `train`): also precision, recall and authenticity (memorization_scores)."""
     if memorization and train is None:
         raise GanError("precision, recall and authenticity need the training split; pass train=")
@@ -204,7 +208,9 @@ def score_generator(generator: nn.Module, evaluator: Evaluator, reference: Image
                        f"{generator.model_config.num_classes}; score it against the dataset it was trained on")
     if per_class < 1:
         raise GanError(f"images per class must be at least 1, got {per_class}")
-    num_samples = per_class * generator.model_config.num_classes
+    num_classes = generator.model_config.num_classes
+    num_samples = per_class * num_classes
+    counts = class_counts((train if train is not None else reference).labels, num_classes, num_samples)
     fd_metrics = {"fd": frechet_metric(evaluator)}
     if inception:
         fd_metrics["inception_fd"] = inception_metric()
@@ -215,14 +221,15 @@ def score_generator(generator: nn.Module, evaluator: Evaluator, reference: Image
     for metric in (*fd_metrics.values(), kid):
         add_images(metric, reference.images, real=True)
 
-    log(f"generating and scoring {num_samples} images ({per_class} per class, truncation {truncation})")
+    log(f"generating and scoring {num_samples} images (classes as in the data: {counts}, truncation {truncation})")
     generated: list[tuple[int, torch.Tensor]] | None = [] if memorization else None
     scores: dict[str, Any] = {
         "num_samples": num_samples,
         "per_class": per_class,
+        "class_counts": counts,  # generated images of each class: the data's class mix
         "truncation": truncation,
         "reference_images": len(reference.labels),
-        "class_accuracy": _score_generated(generator, evaluator, [*fd_metrics.values(), kid], per_class=per_class,
+        "class_accuracy": _score_generated(generator, evaluator, [*fd_metrics.values(), kid], counts=counts,
                                            truncation=truncation, keep=generated),
     }
     scores.update({name: compute_fd(metric) for name, metric in fd_metrics.items()})
@@ -244,12 +251,12 @@ def score_generator(generator: nn.Module, evaluator: Evaluator, reference: Image
     return scores
 
 
-def _score_generated(generator: nn.Module, evaluator: Evaluator, metrics: list, *, per_class: int,
+def _score_generated(generator: nn.Module, evaluator: Evaluator, metrics: list, *, counts: Sequence[int],
                      truncation: float, keep: list | None = None) -> dict[str, Any]:
     """Generate the scored images class by class, feed them to the FD/KID metrics as fake, return class accuracy;
     keep, if given, receives each (class, images) batch."""
     predictions, labels = [], []
-    for label, images in generated_batches(generator, per_class=per_class, truncation=truncation):
+    for label, images in generated_batches(generator, per_class=counts, truncation=truncation):
         if keep is not None:
             keep.append((label, images))
         predictions.append(predict(evaluator, images))
@@ -260,7 +267,8 @@ def _score_generated(generator: nn.Module, evaluator: Evaluator, metrics: list, 
     labels = torch.cat(labels)
     names = list(generator.model_config.class_names)
     return {"overall": float(correct.mean()),
-            "per_class": {names[c]: float(correct[labels == c].mean()) for c in range(len(names))}}
+            "per_class": {names[c]: float(correct[labels == c].mean()) for c in range(len(names))
+                          if (labels == c).any()}}
 
 
 def as_image_data(batches: list[tuple[int, torch.Tensor]], class_names: list[str]) -> ImageData:
@@ -408,11 +416,13 @@ def _labelled(real: torch.Tensor, generated: torch.Tensor) -> ImageData:
 def c2st_of_generator(generator: nn.Module, real: ImageData, *, per_class: int, truncation: float = 1.0,
                       settings: C2stSettings = C2stSettings(), log: Callable[[str], None] | None = None
                       ) -> dict[str, Any]:
-    """C2ST of the generator's images (per_class of each class, seeds 0..per_class-1, as FD scores them) against
-    as many real images (usually the training split), classes balanced the same way, picked by FLOOR_SEED."""
-    generated = torch.cat([images for _, images in generated_batches(generator, per_class=per_class,
+    """C2ST of the generator's images (per_class x classes in the class mix of `real`, seeds 0..n_c-1 of each
+    class c, as FD scores them) against as many real images (usually the training split) of the same classes,
+    picked by FLOOR_SEED."""
+    counts = class_counts(real.labels, generator.model_config.num_classes, per_class * len(real.class_names))
+    generated = torch.cat([images for _, images in generated_batches(generator, per_class=counts,
                                                                      truncation=truncation)])
-    real_images = balanced_subset(real, len(generated), seed=FLOOR_SEED).images
+    real_images = stratified_subset(real, counts, seed=FLOOR_SEED).images
     return c2st(real_images, generated, settings=settings, log=log)
 
 
