@@ -23,8 +23,9 @@ from bench.report import report, save_figure  # noqa: E402
 from gan.card import training_command  # noqa: E402
 from gan.export import EVALS_NAME  # noqa: E402
 
-RECIPE_FIELDS = ("g_width", "d_width", "output_gain", "loss", "batch_size", "lr_g", "lr_d", "d_steps", "ema_decay",
-                 "ema_start", "diffaugment", "init_from", "cpu_threads")
+RECIPE_FIELDS = ("image_size", "g_width", "d_width", "output_gain", "loss", "gradient_penalty", "penalty_every", "d_norm",
+                 "batch_size", "lr_g", "lr_d", "d_steps", "ema_decay", "ema_start", "diffaugment", "init_from",
+                 "cpu_threads")
 
 
 def read_run(folder: Path, name: str) -> dict:
@@ -44,7 +45,7 @@ def read_run(folder: Path, name: str) -> dict:
             "recipe": {k: config.get(k) for k in RECIPE_FIELDS}, "points": sorted(points, key=lambda p: p["step"])}
 
 
-def plot(runs: list[dict], path: Path) -> None:
+def plot(runs: list[dict], path: Path, bar: float = 0.75) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,7 +57,7 @@ def plot(runs: list[dict], path: Path) -> None:
         minutes = [p["train_minutes"] for p in points]
         ax_c2st.plot(minutes, [p["c2st"] for p in points], marker="o", label=run["name"])
         ax_fd.plot(minutes, [p["fd_ratio"] for p in points], marker="o", label=run["name"])
-    ax_c2st.axhline(0.75, color="grey", linestyle="--", label="bar (0.75)")
+    ax_c2st.axhline(bar, color="grey", linestyle="--", label=f"bar ({bar:g})")
     ax_c2st.axhline(0.5, color="grey", linestyle=":", label="indistinguishable (0.5)")
     ax_c2st.set(xlabel="training minutes", ylabel="C2ST accuracy (lower is better)",
                 title="Fresh real-vs-generated classifier", ylim=(0.45, 1.0))
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--names", nargs="+", help="a label per run (default: the folder names)")
     p.add_argument("--out", type=Path, help="results JSON")
     p.add_argument("--plot", type=Path, help="PNG of C2ST and FD / floor against training minutes")
+    p.add_argument("--bar", type=float, default=0.75, help="the C2ST bar drawn on the plot (default 0.75)")
     args = p.parse_args(argv)
     names = args.names or [run.name for run in args.runs]
     if len(names) != len(args.runs):
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [read_run(folder, name) for folder, name in zip(args.runs, names)]
     report({"runs": runs}, args.out)
     if args.plot:
-        plot(runs, args.plot)
+        plot(runs, args.plot, args.bar)
     return 0
 
 

@@ -18,6 +18,7 @@ from .version import CONFIG_FORMAT, __version__
 # Generators start from a small square and double it with each block: 7 for the MNIST family, 4 for powers of two.
 START_RESOLUTIONS = (7, 4)
 SUPPORTED_IMAGE_SIZES = (28, 32, 56, 64, 112, 128, 256)
+D_NORMS = ("spectral", "none")  # discriminator layer normalisations (ModelConfig.d_norm)
 FORMAT_KEY = "format_version"  # in every config.json this package writes
 
 
@@ -90,6 +91,9 @@ class ModelConfig(JsonConfig):
     # before 0.2) never reaches -1 or 1, so its images never hold the pure whites and blacks that most real ones do;
     # with a gain above 1 the output saturates once |tanh(x)| >= 1 / gain, as quantized real pixels do.
     output_gain: float = 1.0
+    # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
+    # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
+    d_norm: str = "spectral"
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -113,6 +117,8 @@ class ModelConfig(JsonConfig):
             raise GanError("latent_dim, g_width, d_width and max_width_multiplier must be positive")
         if not 1.0 <= self.output_gain <= 2.0:
             raise GanError(f"output_gain must be in [1, 2], got {self.output_gain}")
+        if self.d_norm not in D_NORMS:
+            raise GanError(f"d_norm must be one of {', '.join(D_NORMS)}, not {self.d_norm!r}")
         if not 0.0 < self.default_truncation <= 1.0:
             raise GanError(f"default_truncation must be in (0, 1], got {self.default_truncation}")
 
@@ -176,7 +182,15 @@ class TrainConfig(JsonConfig):
     output_gain: float = option(1.1, "generator output clamp(gain * tanh): above 1, pure white and black are "
                                      "reachable (1 = plain tanh)",
                                      group=MODEL, low=1, high=2, open="[]")
-    loss: str = option("hinge", "adversarial loss", group=RECIPE, choices=LOSSES)
+    loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
+                              "each real image must outscore a generated one of its class; use with "
+                              "--gradient-penalty)", group=RECIPE, choices=LOSSES)
+    gradient_penalty: float = option(0.0, "gamma of the zero-centred gradient penalties on real (R1) and generated "
+                                          "(R2) images, gamma/2 (R1 + R2) (R3GAN; 0: none)", group=RECIPE, low=0)
+    penalty_every: int = option(1, "apply the gradient penalties every N-th D step, N times as strongly (lazy "
+                                   "regularisation: each costs a second backward pass)", group=RECIPE, low=1)
+    d_norm: str = option("spectral", "discriminator normalisation: spectral norm, or none (R3GAN, with "
+                                     "--gradient-penalty)", group=MODEL, choices=D_NORMS)
     batch_size: int = option(64, "real images per D step, per process", group=RECIPE, low=1)
     lr_g: float = option(0.0002, "generator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")
     lr_d: float = option(0.0002, "discriminator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")
@@ -253,6 +267,9 @@ class TrainConfig(JsonConfig):
                                            "repo at the end (default: no push)",
                                            group=HUB, metavar="REPO_ID")
     hub_private: bool = option(False, "create the repo as private", group=HUB)
+    hub_real_pool: bool = option(False, "also push real_pool.safetensors: held-out real images of the dataset for the "
+                                        "quiz (only where the data's licence and its people allow it; without it, "
+                                        "no image of the dataset leaves this machine)", group=HUB)
     push_every: int = option(0, "steps between pushes during training, each a commit named after its step (0: end "
                                 "only)",
                                 group=HUB, low=0)
@@ -268,8 +285,8 @@ class TrainConfig(JsonConfig):
             raise GanError(f"--image-size {self.image_size} is not supported; choose one of {SUPPORTED_IMAGE_SIZES}")
         if self.evaluator and not self.eval_every:
             raise GanError("--evaluator is used by --eval-every N; set that too")
-        if (self.push_every or self.hub_private) and not self.push_to_hub:
-            raise GanError("--push-every and --hub-private need --push-to-hub REPO_ID")
+        if (self.push_every or self.hub_private or self.hub_real_pool) and not self.push_to_hub:
+            raise GanError("--push-every, --hub-private and --hub-real-pool need --push-to-hub REPO_ID")
         if self.push_to_hub:
             check_repo_id(self.push_to_hub)
         parse_policy(self.diffaugment)

@@ -99,13 +99,14 @@ class Generator(nn.Module, HubModelMixin):
 class DiscriminatorBlock(nn.Module):
     """ReLU-conv-ReLU-conv with a 1x1 shortcut, optionally halving the resolution (spectral norm everywhere)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, downsample: bool, first: bool):
+    def __init__(self, in_channels: int, out_channels: int, *, downsample: bool, first: bool, spectral: bool = True):
         super().__init__()
         self.downsample, self.first = downsample, first
-        self.conv1 = _layer(nn.Conv2d(in_channels, out_channels, 3, padding=1), spectral=True)
-        self.conv2 = _layer(nn.Conv2d(out_channels, out_channels, 3, padding=1), spectral=True)
+        self.conv1 = _layer(nn.Conv2d(in_channels, out_channels, 3, padding=1), spectral=spectral)
+        self.conv2 = _layer(nn.Conv2d(out_channels, out_channels, 3, padding=1), spectral=spectral)
         needs_shortcut_conv = downsample or in_channels != out_channels
-        self.shortcut = _layer(nn.Conv2d(in_channels, out_channels, 1), spectral=True) if needs_shortcut_conv else None
+        self.shortcut = (_layer(nn.Conv2d(in_channels, out_channels, 1), spectral=spectral) if needs_shortcut_conv
+                         else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The first block sees raw pixels: no ReLU before it (the "optimized block" of SNGAN).
@@ -124,7 +125,8 @@ class DiscriminatorBlock(nn.Module):
 
 
 class Discriminator(nn.Module, HubModelMixin):
-    """Scores images (B, C, H, W) with classes (B,): a realness logit per image, class-aware by projection."""
+    """Scores images (B, C, H, W) with classes (B,): a realness logit per image, class-aware by projection.
+    Spectral norm on every layer unless the config's d_norm is "none"."""
 
     hub_subfolder = DISCRIMINATOR_FOLDER  # a model repo's root holds the generator
 
@@ -135,14 +137,17 @@ class Discriminator(nn.Module, HubModelMixin):
         # Block i reads level i (full resolution = level 0) and halves it; a last block works at the start size.
         widths = [config.width_at(config.d_width, level) for level in range(levels + 1)]  # full res -> start
         in_widths = [config.channels] + widths[:-1]
+        spectral = config.d_norm == "spectral"
         blocks = [
-            DiscriminatorBlock(in_widths[i], widths[i], downsample=True, first=i == 0) for i in range(levels)
+            DiscriminatorBlock(in_widths[i], widths[i], downsample=True, first=i == 0, spectral=spectral)
+            for i in range(levels)
         ]
-        blocks.append(DiscriminatorBlock(in_widths[levels], widths[levels], downsample=False, first=False))
+        blocks.append(DiscriminatorBlock(in_widths[levels], widths[levels], downsample=False, first=False,
+                                         spectral=spectral))
         self.blocks = nn.Sequential(*blocks)
-        self.linear = _layer(nn.Linear(widths[-1], 1), spectral=True)
+        self.linear = _layer(nn.Linear(widths[-1], 1), spectral=spectral)
         # Projection: the class embedding's inner product with the pooled features (Miyato & Koyama 2018).
-        self.embed = _layer(nn.Embedding(config.num_classes, widths[-1]), spectral=True)
+        self.embed = _layer(nn.Embedding(config.num_classes, widths[-1]), spectral=spectral)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(images)).sum(dim=(2, 3))  # (B, C) global sum pooling

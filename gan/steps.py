@@ -13,7 +13,7 @@ from torch import nn
 from .augment import diff_augment
 from .data import to_model_range
 from .ema import EMA
-from .losses import discriminator_loss, generator_loss
+from .losses import PAIRED_LOSSES, discriminator_loss, generator_loss, gradient_penalty
 
 
 @dataclass
@@ -26,36 +26,51 @@ class StepModels:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     policy: list  # DiffAugment operations (gan/augment.py parse_policy)
-    loss: str  # "hinge" or "nonsaturating" (gan/losses.py)
+    loss: str  # "hinge", "nonsaturating" or "rpgan" (gan/losses.py)
     latent_dim: int
+    penalty: float = 0.0  # gamma of the R1 + R2 gradient penalties, gamma / 2 * (R1 + R2) (0: none)
+    penalty_every: int = 1  # penalise every N-th D step, N times as hard (lazy regularisation, StyleGAN2)
 
 
-def d_step(models: StepModels, real_u8: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Discriminator: a real batch against fresh fakes of the same classes, both augmented alike; returns its loss."""
+def d_step(models: StepModels, real_u8: torch.Tensor, labels: torch.Tensor, step: int = 0) -> torch.Tensor:
+    """Discriminator: a real batch against fresh fakes of the same classes, both augmented alike, plus the gradient
+    penalties on the step's due (step counts D steps); returns its loss."""
     real = to_model_range(real_u8)
     z = torch.randn(real.shape[0], models.latent_dim, device=real.device)
     with torch.no_grad(), models.accelerator.autocast():
         fake = models.generator(z, labels)
+    penalise = models.penalty > 0 and step % models.penalty_every == 0
     with models.accelerator.autocast():
-        logits = models.discriminator(diff_augment(torch.cat([real, fake.to(real.dtype)]), models.policy),
-                                      labels.repeat(2))
+        # The penalties are taken at what D sees: the augmented images (the inputs the gradient is of).
+        inputs = diff_augment(torch.cat([real, fake.to(real.dtype)]), models.policy).requires_grad_(penalise)
+        logits = models.discriminator(inputs, labels.repeat(2))
         real_logits, fake_logits = logits.chunk(2)
         loss_d = discriminator_loss(real_logits.float(), fake_logits.float(), models.loss)
+        if penalise:  # R1 on the real half, R2 on the fake half: one backward through both
+            weight = models.penalty / 2 * models.penalty_every
+            loss_d = loss_d + weight * gradient_penalty(logits.float(), inputs).mean() * 2  # mean of halves x 2
     models.opt_d.zero_grad(set_to_none=True)
     models.accelerator.backward(loss_d)
     models.opt_d.step()
     return loss_d
 
 
-def g_step(models: StepModels, labels: torch.Tensor) -> torch.Tensor:
+def g_step(models: StepModels, labels: torch.Tensor, real_u8: torch.Tensor | None = None) -> torch.Tensor:
     """Generator: fool the discriminator on these classes; returns its loss. D is called unwrapped with frozen
-    weights, so DDP neither synchronises nor computes gradients it would throw away."""
+    weights, so DDP neither synchronises nor computes gradients it would throw away. A paired loss (rpgan) also
+    scores the real batch these labels came with, as a constant."""
     raw_d = models.accelerator.unwrap_model(models.discriminator)
     raw_d.requires_grad_(False)
     z = torch.randn(len(labels), models.latent_dim, device=labels.device)
+    real_logits = None
     with models.accelerator.autocast():
+        if models.loss in PAIRED_LOSSES:
+            if real_u8 is None:
+                raise ValueError(f"the {models.loss} generator step needs the real batch of its labels")
+            with torch.no_grad():
+                real_logits = raw_d(diff_augment(to_model_range(real_u8), models.policy), labels).float()
         fake = diff_augment(models.generator(z, labels), models.policy)
-        loss_g = generator_loss(raw_d(fake, labels).float(), models.loss)
+        loss_g = generator_loss(raw_d(fake, labels).float(), models.loss, real_logits)
     models.opt_g.zero_grad(set_to_none=True)
     models.accelerator.backward(loss_g)
     models.opt_g.step()

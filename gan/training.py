@@ -68,10 +68,10 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
     progress = Progress(run, clock)
     scores = None
     while state.step < cfg.max_steps and not time_is_up(accelerator, state, cfg):
-        for _ in range(cfg.d_steps):
+        for d_index in range(cfg.d_steps):
             real_u8, labels = next(batches)
-            loss_d = d_step(models, real_u8, labels)
-        loss_g = g_step(models, labels)
+            loss_d = d_step(models, real_u8, labels, step=state.step * cfg.d_steps + d_index)
+        loss_g = g_step(models, labels, real_u8)
         ema_step(run.ema, models, state.step)
         state.step += 1
         progress.step_done()
@@ -175,7 +175,8 @@ def set_up_run(cfg: TrainConfig, accelerator: Accelerator,
     # --c2st-per-class makes incomparable, see best_score_on_disk).
     run.state.best_score = best_score_on_disk(out, c2st_size(cfg, model_config, data))
     policy = parse_policy(cfg.diffaugment)
-    models = StepModels(accelerator, generator, discriminator, opt_g, opt_d, policy, cfg.loss, model_config.latent_dim)
+    models = StepModels(accelerator, generator, discriminator, opt_g, opt_d, policy, cfg.loss, model_config.latent_dim,
+                        penalty=cfg.gradient_penalty, penalty_every=cfg.penalty_every)
     return run, models, loader, monitor
 
 
@@ -220,6 +221,7 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         g_width=cfg.g_width,
         d_width=cfg.d_width,
         output_gain=cfg.output_gain,
+        d_norm=cfg.d_norm,
     )
 
 

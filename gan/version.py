@@ -4,5 +4,12 @@ __version__ = "0.3.0"
 
 # config.json format: MAJOR.MINOR. A minor step only adds fields, which older readers skip with a warning; a major
 # step changes the meaning of existing fields, so readers of an older major refuse such files. Files written before
-# the format carried a version read as "1.0"; 1.1 added output_gain.
-CONFIG_FORMAT = "1.1"
+# the format carried a version read as "1.0"; 1.1 added output_gain, 1.2 d_norm (and gradient_penalty, penalty_every in
+# training_config.json).
+CONFIG_FORMAT = "1.2"
+
+
+def add_version_flag(parser) -> None:
+    """`--version` on a command line (an argparse parser): prints the package and its config format, then exits."""
+    parser.add_argument("--version", action="version",
+                        version=f"conditional-gan {__version__} (config format {CONFIG_FORMAT})")

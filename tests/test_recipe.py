@@ -7,8 +7,8 @@ from gan.augment import cutout, diff_augment, parse_policy, translation
 from gan.config import ModelConfig
 from gan.ema import EMA, recalibrate_batch_norm
 from gan.errors import GanError
-from gan.losses import discriminator_loss, generator_loss
-from gan.models import Generator
+from gan.losses import discriminator_loss, generator_loss, gradient_penalty
+from gan.models import Discriminator, Generator
 
 
 def test_hinge_and_nonsaturating_losses_match_hand_computed_values():
@@ -20,6 +20,41 @@ def test_hinge_and_nonsaturating_losses_match_hand_computed_values():
     expected_d = (softplus(-2.0) + softplus(-0.5)) / 2 + (softplus(-2.0) + softplus(0.0)) / 2
     assert discriminator_loss(real, fake, "nonsaturating").item() == pytest.approx(expected_d, rel=1e-6)
     assert generator_loss(fake, "nonsaturating").item() == pytest.approx((softplus(2.0) + softplus(0.0)) / 2)
+
+
+def test_relativistic_pairing_loss_compares_each_real_image_with_its_fake():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    softplus = lambda x: torch.log1p(torch.exp(torch.tensor(x))).item()  # noqa: E731
+    # D: softplus(-(real_i - fake_i)); G: softplus(-(fake_i - real_i)), pairs (2, -2) and (0.5, 0)
+    assert discriminator_loss(real, fake, "rpgan").item() == pytest.approx((softplus(-4.0) + softplus(-0.5)) / 2)
+    assert generator_loss(fake, "rpgan", real).item() == pytest.approx((softplus(4.0) + softplus(0.5)) / 2)
+    # Shifting every score by the same amount changes nothing: only differences count.
+    assert discriminator_loss(real + 3, fake + 3, "rpgan").item() == pytest.approx(
+        discriminator_loss(real, fake, "rpgan").item())
+    with pytest.raises(ValueError, match="real images"):
+        generator_loss(fake, "rpgan")
+
+
+def test_gradient_penalty_is_the_squared_input_gradient_of_each_image():
+    inputs = torch.randn(3, 2, 4, 4, requires_grad=True)
+    weights = torch.randn(2, 4, 4)
+    scale = torch.tensor([1.0, 2.0, 3.0])
+    projection = (inputs * weights).sum(dim=(1, 2, 3))  # s_i
+    logits = scale * projection.square() / 2  # d logit_i / d x_i = k_i s_i w
+    penalty = gradient_penalty(logits, inputs)
+    expected = weights.square().sum() * (scale * projection).square()
+    assert torch.allclose(penalty, expected, rtol=1e-5)
+    penalty.sum().backward()  # differentiable: the discriminator is trained on it
+    assert inputs.grad is not None
+
+
+def test_a_discriminator_without_spectral_norm_has_plain_weights():
+    config = ModelConfig(image_size=32, channels=3, num_classes=3, class_names=list("abc"), d_width=8)
+    plain, spectral = Discriminator(ModelConfig(**{**config.to_dict(), "d_norm": "none"})), Discriminator(config)
+    assert not any("parametrizations" in name for name, _ in plain.named_parameters())
+    assert any("parametrizations" in name for name, _ in spectral.named_parameters())
+    with pytest.raises(GanError, match="d_norm"):
+        ModelConfig(d_norm="batch")
 
 
 def test_policy_parsing():
