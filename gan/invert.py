@@ -36,6 +36,7 @@ from .models import load_generator
 from .metrics import check_evaluator_fits
 from .sample import model_or_default
 from .sampling import check_seed, generate_from_latents, image_grid, latents_from_seeds, save_gif, save_png, slerp
+from .version import add_version_flag
 
 MAX_PIXELS = 40_000_000  # ~7,700 x 5,200: more than any camera photo; anything bigger is a bomb or a mistake
 MAX_FILE_BYTES = 50 * 2**20  # uploads bigger than this are refused before decoding
@@ -91,7 +92,9 @@ def load_user_image(source: object, config: ModelConfig, *, framing: Framing | N
         # No plain background (photos, CIFAR-like data): resize and centre-crop exactly as the dataset loader does.
         image = _resize_and_crop(image, config.image_size)
     else:
-        image = _frame_object(_match_polarity(image, framing.background), framing, config.image_size)
+        if config.channels == 1:  # a colour picture's negative is another picture: only grey data are negated
+            image = _match_polarity(image, framing.background)
+        image = _frame_object(image, framing, config.image_size)
     array = np.array(image, dtype=np.uint8)  # a writable copy (np.asarray of a PIL image is read-only)
     return array[..., None] if array.ndim == 2 else array  # (H, W, C)
 
@@ -175,7 +178,8 @@ def _flatten(image: Image.Image, mode: str, background: int | None) -> Image.Ima
         image = _high_depth_to_grey(image)  # 16-bit and float greys: scaled, not clipped
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, _backdrop(rgba, background)), rgba)
+        backdrop = _backdrop(rgba, background) if mode == "L" else (255 if background is None else background,) * 3
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (*backdrop[:3], 255)), rgba)
     try:
         return image.convert(mode)
     except (ValueError, OSError) as error:
@@ -184,8 +188,9 @@ def _flatten(image: Image.Image, mode: str, background: int | None) -> Image.Ima
 
 
 def _backdrop(rgba: Image.Image, background: int | None) -> tuple[int, int, int, int]:
-    """What transparent pixels become: the dataset's background, unless the drawing itself is in that colour (black
-    ink on a transparent canvas would vanish on MNIST's black): then its opposite, and `_match_polarity` flips it."""
+    """What transparent pixels of a grey model's upload become: the dataset's background, unless the drawing itself is
+    in that colour (black ink on a transparent canvas would vanish on MNIST's black): then its opposite, and
+    `_match_polarity` flips it. A colour model's uploads always get the dataset's background (emoji: white)."""
     if background is None:
         return (255, 255, 255, 255)  # as the dataset loader does: icons and sprites are drawn to be seen on white
     pixels = np.asarray(rgba, dtype=np.float64)
@@ -396,6 +401,7 @@ def walk_to_seed(generator: nn.Module, inversion: Inversion, seed: int, *, targe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gan.invert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(parser)
     parser.add_argument("image", help="the picture to invert: any common format, size or colour mode")
     parser.add_argument("--model", default=None,
                         help="model folder or Hub repo id (default: models/fashion-mnist of a checkout)")

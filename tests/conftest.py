@@ -133,15 +133,18 @@ def run(command: list[str], timeout: float = 240, *, online: bool = False) -> su
                           timeout=timeout)
 
 
-def tiny_export(folder, seed: int = 0):
-    """A tiny export-shaped folder: generator at the root, discriminator below, a real pool and a training config."""
+def tiny_export(folder, seed: int = 0, *, channels: int = 1, image_size: int = 28):
+    """A tiny export-shaped folder: generator at the root, discriminator below, a real pool and a training config
+    (28 px grey unless told otherwise)."""
     torch.manual_seed(seed)
-    config = ModelConfig(num_classes=3, class_names=CLASS_NAMES, g_width=8, d_width=8, latent_dim=16)
+    config = ModelConfig(num_classes=3, class_names=CLASS_NAMES, g_width=8, d_width=8, latent_dim=16,
+                         channels=channels, image_size=image_size)
     generator = Generator(config)
     generator(torch.randn(8, 16), torch.arange(8) % 3)  # non-default batch-norm statistics
     generator.eval().save_pretrained(folder)
     Discriminator(config).save_pretrained(folder / "discriminator")
-    save_real_pool(torch.randint(0, 255, (6, 1, 28, 28), dtype=torch.uint8), torch.tensor([0, 1, 2] * 2), folder,
+    save_real_pool(torch.randint(0, 255, (6, channels, image_size, image_size), dtype=torch.uint8),
+                   torch.tensor([0, 1, 2] * 2), folder,
                    split="test")
     (folder / "training_config.json").write_text(json.dumps({"dataset": "ylecun/mnist", "output_dir": "runs/x"}))
     return generator
@@ -165,5 +168,24 @@ def tiny_neighbour_index(folder, generator) -> None:
     train = data([i % 3 for i in range(60)] + [TRAINING_COPY[0]], list(range(100, 160)) + [TRAINING_COPY[1]])
     test = data([i % 3 for i in range(20)], list(range(200, 220)))
     torch.manual_seed(0)
-    evaluator = Evaluator(EvaluatorConfig(num_classes=3, class_names=list(CLASS_NAMES), width=4, feature_dim=16)).eval()
+    config = generator.model_config
+    evaluator = Evaluator(EvaluatorConfig(num_classes=3, class_names=list(CLASS_NAMES), width=4, feature_dim=16,
+                                          image_size=config.image_size, channels=config.channels)).eval()
     save_index(build_index(evaluator, train, test, evaluator_source="evaluators/tiny"), folder / INDEX_NAME)
+
+
+def images_of(result) -> list[np.ndarray]:
+    """Cut /generate's grid PNG into its images, by the tile layout it returns beside it."""
+    layout = result[1]
+    grid = np.asarray(Image.open(result[0]))[::layout["scale"], ::layout["scale"]]
+    size, pad, step = layout["tile_size"], layout["padding"], layout["tile_size"] + layout["padding"]
+    return [grid[pad + (i // layout["columns"]) * step:][:size, pad + (i % layout["columns"]) * step:][:, :size]
+            for i in range(len(layout["tiles"]))]
+
+
+def decode_images(html: str) -> list[bytes]:
+    """The PNG bytes of every data-URI image in a piece of HTML (the quiz's rounds)."""
+    import base64
+    import re
+
+    return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]

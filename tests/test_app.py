@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TRAINING_COPY, free_port, tiny_export, tiny_neighbour_index
+from conftest import TRAINING_COPY, decode_images, free_port, images_of, tiny_export, tiny_neighbour_index
 from gan.demo import ALL_CLASSES, ModelRegistry, check_int, generate_images, seed_range, tile_at
 from gan.display import enlarge
 from gan.errors import GanError
@@ -51,15 +51,6 @@ def app(model_dir, tmp_path_factory):
                     download_files=str(tmp_path_factory.mktemp("client_downloads")))
     yield demo, client, str(model_dir), str(second)
     demo.close()
-
-
-def images_of(result) -> list[np.ndarray]:
-    """Cut /generate's grid PNG into its images, by the tile layout it returns beside it."""
-    layout = result[1]
-    grid = np.asarray(Image.open(result[0]))[::layout["scale"], ::layout["scale"]]
-    size, pad, step = layout["tile_size"], layout["padding"], layout["tile_size"] + layout["padding"]
-    return [grid[pad + (i // layout["columns"]) * step:][:size, pad + (i % layout["columns"]) * step:][:, :size]
-            for i in range(len(layout["tiles"]))]
 
 
 def test_every_event_has_an_api_name(app):
@@ -316,13 +307,6 @@ def test_model_sources_come_from_flags_then_environment(monkeypatch):
 
 
 # -------------------------------------------------------------------------------------------------- the quiz
-
-
-def decode_images(html: str) -> list[bytes]:
-    import base64
-    import re
-
-    return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
 
 
 def png_chunks(data: bytes) -> list[str]:

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from conftest import REPO, run, tiny_export
 from gan.config import ModelConfig
@@ -329,3 +329,21 @@ def test_the_command_lines_write_their_files(tmp_path):
     result = run([sys.executable, "-m", "gan.directions", "compute", "--model", str(model), "--count", "4"])
     assert result.returncode == 0, result.stderr
     assert load_directions(model / DIRECTIONS_NAME).vectors.shape == (4, 16)
+
+
+EMOJI_LIKE = Framing(background=255, fill=0.9)  # colour icons on white, as the emoji data are composited
+
+
+@pytest.mark.parametrize("backdrop", ["transparent", "white", "black"])
+def test_a_colour_upload_keeps_its_colours_and_is_framed_on_the_datasets_white(backdrop):
+    """A red disc becomes a red disc on white at the model's size: transparency is composited on the dataset's
+    white, and a colour picture is never negated (its negative, a cyan disc, would be another object)."""
+    fill = {"transparent": (0, 0, 0, 0), "white": (255, 255, 255, 255), "black": (0, 0, 0, 255)}[backdrop]
+    picture = Image.new("RGBA", (120, 80), fill)
+    ImageDraw.Draw(picture).ellipse((30, 10, 90, 70), fill=(220, 20, 30, 255))
+    image = load_user_image(png_bytes(picture), COLOUR, framing=EMOJI_LIKE).astype(int)
+    assert image.shape == (32, 32, 3)
+    centre = image[16, 16]
+    assert centre[0] > 180 and centre[1] < 60 and centre[2] < 60  # still red
+    if backdrop != "black":  # a black photo background is part of the picture: kept, not whitened
+        assert (image[0, 0] > 240).all() and (image[-1, -1] > 240).all()  # corners: the dataset's white

@@ -22,9 +22,23 @@ from ..sampling import MAX_SEED, generate
 HISTOGRAM_BINS = 8  # equal-width bins of the 0-255 range
 
 
+CHANNEL_NAMES = ("red", "green", "blue")
+
+
 def pixel_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image statistics (N,) of uint8 images (N, H, W, C) that a script could read off a quiz image."""
-    flat = images.reshape(len(images), -1).astype(np.int64)
+    """Per-image statistics (N,) of uint8 images (N, H, W, C) that a script could read off a quiz image: over all
+    values, and for colour images over each channel too (a model whose reds never saturate is told by its reds)."""
+    stats = value_statistics(images.reshape(len(images), -1))
+    if images.ndim == 4 and images.shape[3] == 3:
+        for channel, name in enumerate(CHANNEL_NAMES):
+            per_channel = value_statistics(images[..., channel].reshape(len(images), -1))
+            stats.update({f"{name}_{key}": values for key, values in per_channel.items()})
+    return stats
+
+
+def value_statistics(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Statistics (N,) of each row of uint8 values (N, V): extremes, moments, saturated counts, histogram bins."""
+    flat = values.astype(np.int64)
     stats = {
         "max": flat.max(axis=1),
         "min": flat.min(axis=1),
