@@ -169,7 +169,8 @@ def prepare_push(cfg: TrainConfig) -> None:
 def push_export(export_dir: Path, cfg: TrainConfig, message: str, *, final: bool) -> None:
     """Publish the export as one commit; a failed push during training only warns (training goes on)."""
     try:
-        url = publish_folder(export_dir, cfg.push_to_hub, private=cfg.hub_private or None, commit_message=message)
+        url = publish_folder(export_dir, cfg.push_to_hub, private=cfg.hub_private or None, commit_message=message,
+                             real_pool=cfg.hub_real_pool)
         print(f"Pushed {export_dir} to {cfg.push_to_hub}: {url}", flush=True)
     except GanError as error:
         hint = f"push it later with `python -m gan.hub push {export_dir} {cfg.push_to_hub}`"

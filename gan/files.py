@@ -23,6 +23,14 @@ from .errors import GanError
 
 WEIGHTS_NAME = "model.safetensors"
 REAL_POOL_NAME = "real_pool.safetensors"  # held-out real images for the quiz: never seen in training
+INDEX_NAME = "neighbours.safetensors"  # the copy check's index shipped in a model folder (gan/neighbours.py)
+# Files of a model folder that hold real images of the dataset. They leave the machine only when the owner says so
+# (publish_folder's real_pool / training_thumbnails; `gan-space deploy --publish-real-pool` and friends): a trainer
+# with private, personal or licensed images must never leak them by publishing a demo.
+REAL_IMAGE_FILES = {
+    REAL_POOL_NAME: "held-out real test images of the dataset (the quiz's real pool)",
+    INDEX_NAME: "a thumbnail of every training image (the copy check's index)",
+}
 CONFIG_NAME = "config.json"
 DISCRIMINATOR_FOLDER = "discriminator"
 MODEL_FILES = ("config.json", "model.safetensors", "discriminator/*", "samples.png", "timelapse.gif",
@@ -110,7 +118,9 @@ def load_real_pool(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """The held-out real images (uint8 (N, H, W, C)) and labels (int64 (N,)) of a model folder."""
     path = Path(folder) / REAL_POOL_NAME
     if not path.is_file():
-        raise GanError(f"{folder} has no {REAL_POOL_NAME} (held-out real images); re-export the model to add one")
+        raise GanError(f"{folder} has no {REAL_POOL_NAME}: no held-out real images were published with this model "
+                       "(they go up only when its owner allows it, e.g. `gan-space deploy --publish-real-pool`), "
+                       "so the quiz has no real images to show; a local export has one unless --real-pool-size 0")
     pool = read_safetensors(path)
     if set(pool) != {"images", "labels"} or pool["images"].dtype != torch.uint8 or pool["images"].dim() != 4:
         raise GanError(f"{path} does not hold uint8 'images' (N, H, W, C) and 'labels'")

@@ -49,11 +49,10 @@ from .errors import GanError, reports_errors
 from .evaluator import WEIGHTS_NAME as EVALUATOR_WEIGHTS
 from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, evaluator_outputs,
                         open_evaluator)
-from .files import CONFIG_NAME, load_state_strictly
+from .files import CONFIG_NAME, INDEX_NAME, load_state_strictly
 from .hub import resolve_model_folder
-from .version import __version__
+from .version import __version__, add_version_flag
 
-INDEX_NAME = "neighbours.safetensors"  # in a model folder, an index shipped with the model
 INDEX_FORMAT = "1.0"  # MAJOR.MINOR of the file layout; a newer major is refused
 HEADER_KEY = "neighbour_index"  # the safetensors header entry holding the JSON metadata
 MAX_THUMBNAIL = 32  # thumbnails are at most this many pixels wide: 28 px data is kept as is
@@ -515,6 +514,7 @@ def _file_digest(path: Path) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gan.neighbours", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("build", "build a model's neighbour index (default: into the user cache)"),
                        ("query", "print the nearest training images of one generated image as JSON")):

@@ -5,6 +5,10 @@ installs it), a requirements.txt for a CPU Space, .gitattributes and a README wh
 repos. The app reads that `models:` list and loads each model by repo id; models live in model repos of their own.
 A --model that is a local folder is pushed to its model repo first (with a card that links to the Space).
 
+Real images of the dataset (the quiz's held-out real pool, the copy check's thumbnails of every training image) go
+up only with --publish-real-pool and --publish-training-thumbnails: a demo must not leak a trainer's private,
+personal or licensed images. The command prints what each repo will receive before it pushes anything.
+
 Order, so that a failed deploy leaves nothing a rerun cannot repair: check every input (repo ids, token, that every
 model loads) before uploading anything; push the models; then create or update the Space in one commit, which also
 deletes package files of earlier deploys that no longer exist.
@@ -22,13 +26,14 @@ from pathlib import Path
 from .card import hub_dataset_id, read_json
 from .errors import GanError, reports_errors
 from .extras import require_extra
-from .files import DISCRIMINATOR_FOLDER, looks_like_local_path
+from .files import DISCRIMINATOR_FOLDER, INDEX_NAME, REAL_IMAGE_FILES, REAL_POOL_NAME, looks_like_local_path
 from .hub import check_repo_id, hub_errors, resolve_model_folder
 from .models import load_discriminator, load_generator
-from .publish import publish_folder
+from .publish import publish_folder, withheld_files
+from .version import add_version_flag
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # a checkout: app.py, pyproject.toml and gan/ side by side
-SHIPPED_MODELS = ("models/fashion-mnist", "models/mnist")  # what a Space serves when no --model is given
+SHIPPED_MODELS = ("models/fashion-mnist", "models/emoji", "models/mnist")  # what a Space serves when no --model is given
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # The Space runs app.py, so it needs the runtime and [app] requirements, except gradio: Spaces install the gradio of
 # sdk_version themselves, and a second pin in requirements.txt would fight it.
@@ -43,6 +48,17 @@ GITATTRIBUTES = """\
 *.webp filter=lfs diff=lfs merge=lfs -text
 *.sqlite filter=lfs diff=lfs merge=lfs -text
 """
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Which real images of the dataset the deployer agreed to publish with the models."""
+
+    real_pool: bool = False  # held-out test images, for the quiz
+    training_thumbnails: bool = False  # the copy check's index: a thumbnail of every training image
+
+    def allows(self, name: str) -> bool:
+        return {REAL_POOL_NAME: self.real_pool, INDEX_NAME: self.training_thumbnails}.get(name, True)
 
 
 @dataclass
@@ -121,7 +137,7 @@ def space_requirements(pyproject: Path) -> str:
 
 
 def space_readme(space_id: str, models: list[SpaceModel], datasets: list[str], gradio_version: str,
-                 space_url: str) -> str:
+                 space_url: str, consent: Consent = Consent()) -> str:
     """The Space's README.md: front matter that Spaces and app.py read (`models:` is the list the app serves, first
     = default), and a short description."""
     from huggingface_hub import SpaceCardData
@@ -139,13 +155,26 @@ def space_readme(space_id: str, models: list[SpaceModel], datasets: list[str], g
         "A class-conditional GAN demo: generate images of a chosen class from a seed, walk the latent space between "
         "two seeds, and test yourself in a real-or-fake quiz. The app loads these model repos (the `models:` list "
         "above; the first is the default):", "", *model_lines, "",
-        "The quiz's real images are each model repo's `real_pool.safetensors`: held-out test images that training "
-        "exported (`--real-pool-split`, `--real-pool-size`), never seen by the model. To keep the quiz's answers, "
-        "set the Space variable `QUIZ_DATASET_REPO` (a dataset repo) and the secret `HF_TOKEN`.", "",
+        *data_lines(consent),
+        "To keep the quiz's answers, set the Space variable `QUIZ_DATASET_REPO` (a dataset repo) and the secret "
+        "`HF_TOKEN`.", "",
         f"The code is the `gan` package in this repository: `pip install \"conditional-gan @ git+{space_url}\"` "
         "installs it (install torch's CPU build first on a machine without a GPU), and "
         "`python -m gan.space deploy OWNER/NAME` redeploys a Space like this one.", "",
     ])
+
+
+def data_lines(consent: Consent) -> list[str]:
+    """What the Space's README says about the real images its quiz and copy check use (or lack)."""
+    pool = ("The quiz's real images are each model repo's `real_pool.safetensors`: held-out test images that training "
+            "exported, never seen by the model, published by the deployer's choice." if consent.real_pool else
+            "No real images of the datasets were published with the models (`--publish-real-pool` was not given), "
+            "so the quiz says it has no real images to show.")
+    index = ("The copy check compares with a thumbnail of every training image (`neighbours.safetensors` in each "
+             "model repo), published by the deployer's choice." if consent.training_thumbnails else
+             "No thumbnails of the training images were published (`--publish-training-thumbnails` was not given): "
+             "the copy check works only for models whose training data is public on the Hub.")
+    return [pool, "", index, ""]
 
 
 def check_checkout() -> None:
@@ -156,7 +185,8 @@ def check_checkout() -> None:
     require_extra("app", "gan-space deploy")  # the Space's sdk_version is the installed gradio's
 
 
-def stage_space(folder: Path, space_id: str, models: list[SpaceModel], datasets: list[str], space_url: str) -> list[str]:
+def stage_space(folder: Path, space_id: str, models: list[SpaceModel], datasets: list[str], space_url: str,
+                consent: Consent = Consent()) -> list[str]:
     """Write the Space's files into folder; returns their paths, sorted."""
     import gradio
 
@@ -164,7 +194,7 @@ def stage_space(folder: Path, space_id: str, models: list[SpaceModel], datasets:
     shutil.copyfile(PROJECT_ROOT / "pyproject.toml", folder / "pyproject.toml")
     shutil.copytree(PROJECT_ROOT / "gan", folder / "gan", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
     (folder / "requirements.txt").write_text(space_requirements(PROJECT_ROOT / "pyproject.toml"))
-    (folder / "README.md").write_text(space_readme(space_id, models, datasets, gradio.__version__, space_url))
+    (folder / "README.md").write_text(space_readme(space_id, models, datasets, gradio.__version__, space_url, consent))
     (folder / ".gitattributes").write_text(GITATTRIBUTES)
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
@@ -187,9 +217,10 @@ def training_datasets(models: list[SpaceModel], token: str | None, *, offline: b
 
 
 def deploy(space_id: str, model_specs: list[str] | None = None, *, token: str | None = None, private: bool = False,
-           dry_run: bool = False, log=print) -> list[str]:
-    """Push the models and create or update the Space; returns the Space's file list. A dry run checks the inputs
-    and lists what would be uploaded, without a token or the network."""
+           dry_run: bool = False, consent: Consent = Consent(), log=print) -> list[str]:
+    """Push the models and create or update the Space; returns the Space's file list. Real images of the dataset
+    go up only as `consent` allows. A dry run checks the inputs and lists what would be uploaded, without a token or
+    the network."""
     from huggingface_hub import HfApi, constants, get_token
 
     check_checkout()
@@ -205,8 +236,11 @@ def deploy(space_id: str, model_specs: list[str] | None = None, *, token: str | 
     check_models_load(models, token, offline=dry_run)
     datasets = training_datasets(models, token, offline=dry_run)
     space_url = f"{constants.ENDPOINT}/spaces/{space_id}"
+    for model in models:
+        if model.folder is not None:
+            log(upload_plan(model, consent))
     with tempfile.TemporaryDirectory(prefix="gan-space-") as tmp:
-        files = stage_space(Path(tmp), space_id, models, datasets, space_url)
+        files = stage_space(Path(tmp), space_id, models, datasets, space_url, consent)
         if dry_run:
             log(f"dry run: would push {len(models)} model(s): " + "; ".join(m.describe() for m in models))
             log(f"dry run: would upload to Space {space_id} ({space_url}): {len(files)} files")
@@ -216,7 +250,7 @@ def deploy(space_id: str, model_specs: list[str] | None = None, *, token: str | 
         for model in models:
             if model.folder is not None:
                 log(f"pushing {model.folder} to {model.repo_id} ...")
-                push_copy(model, token, private=private, code_url=space_url, log=log)
+                push_copy(model, token, private=private, code_url=space_url, consent=consent, log=log)
         api = HfApi(token=token)
         with hub_errors(space_id, None, writing=True):
             api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private or None, exist_ok=True)
@@ -226,15 +260,36 @@ def deploy(space_id: str, model_specs: list[str] | None = None, *, token: str | 
     return files
 
 
-def push_copy(model: SpaceModel, token: str | None, *, private: bool, code_url: str, log=print) -> None:
+def upload_plan(model: SpaceModel, consent: Consent) -> str:
+    """One line: the files a model folder's repo will receive, and which real images of the dataset go or stay."""
+    files = sorted(p.relative_to(model.folder).as_posix() for p in model.folder.rglob("*")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(model.folder).parts))
+    kept = withheld_files(model.folder, real_pool=consent.real_pool, training_thumbnails=consent.training_thumbnails)
+    sent = [f for f in files if f not in kept]
+    if consent.training_thumbnails and INDEX_NAME not in sent:
+        sent.append(f"{INDEX_NAME} (built now, if the training data is at hand)")
+    real = [f"{name} ({REAL_IMAGE_FILES[name]})" for name in REAL_IMAGE_FILES if any(s.startswith(name) for s in sent)]
+    flags = " / ".join(flag for flag, given in (("--publish-real-pool", consent.real_pool),
+                                                ("--publish-training-thumbnails", consent.training_thumbnails))
+                       if not given)
+    return (f"{model.repo_id} will receive: {', '.join(sent)}. Real images of the dataset: "
+            + ("; ".join(real) if real else "none") + (f" (kept here: {', '.join(kept)}; {flags} would publish them)"
+                                                       if kept else ""))
+
+
+def push_copy(model: SpaceModel, token: str | None, *, private: bool, code_url: str, consent: Consent = Consent(),
+              log=print) -> None:
     """Push a model folder through a copy: the pushed card names the repo and the Space, and the folder (a shipped
-    model, say) keeps its own card; the copy carries the copy check's index when this machine can make one."""
+    model, say) keeps its own card; with consent, the copy carries the copy check's index when this machine can make
+    one, and the real pool."""
     with tempfile.TemporaryDirectory(prefix="gan-model-") as tmp:
         copy = Path(tmp) / model.folder.resolve().name
         shutil.copytree(model.folder, copy, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-        attach_neighbour_index(copy, log)
+        if consent.training_thumbnails:
+            attach_neighbour_index(copy, log)
         publish_folder(copy, model.repo_id, private=private or None, token=token,
-                       commit_message="Upload model (gan.space deploy)", code_url=code_url)
+                       commit_message="Upload model (gan.space deploy)", code_url=code_url,
+                       real_pool=consent.real_pool, training_thumbnails=consent.training_thumbnails)
 
 
 def attach_neighbour_index(folder: Path, log=print) -> None:
@@ -254,6 +309,7 @@ def attach_neighbour_index(folder: Path, log=print) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gan-space", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("deploy", help="push the models and create or update the Gradio Space")
     run.add_argument("space_id", help="the Space, OWNER/NAME")
@@ -263,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
                           f"(default: the shipped {' and '.join(SHIPPED_MODELS)}, pushed)")
     run.add_argument("--private", action="store_true", help="create the Space and the model repos as private")
     run.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+    run.add_argument("--publish-real-pool", action="store_true",
+                     help=f"also push each model's {REAL_POOL_NAME}: held-out real test images of its dataset, which "
+                          "the quiz shows (only where the data's licence and the people in it allow it)")
+    run.add_argument("--publish-training-thumbnails", action="store_true",
+                     help=f"also build and push each model's {INDEX_NAME}: a thumbnail (up to 32 px) of every "
+                          "training image, which the copy check compares with (28 px data: the images as they are)")
     run.add_argument("--dry-run", action="store_true", help="check the inputs and print the files; upload nothing")
     return parser
 
@@ -270,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 @reports_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    deploy(args.space_id, args.model, token=args.token, private=args.private, dry_run=args.dry_run)
+    consent = Consent(real_pool=args.publish_real_pool, training_thumbnails=args.publish_training_thumbnails)
+    deploy(args.space_id, args.model, token=args.token, private=args.private, dry_run=args.dry_run, consent=consent)
     return 0
 
 

@@ -74,12 +74,18 @@ def test_pushing_twice_updates_the_repo_and_the_card_holds_the_metrics(local_hub
     assert torch.equal(new.stem.weight, load_generator(folder).stem.weight)
 
 
-def test_the_real_pool_travels_with_the_model(local_hub, tmp_path):
-    folder = tmp_path / "export"
-    tiny_export(folder)
-    publish_folder(folder, f"{USER}/pool", token=TOKEN)
+def test_the_real_pool_travels_with_the_model_only_when_its_owner_says_so(local_hub, tmp_path):
     from gan.hub import resolve_model_folder
 
+    folder = tmp_path / "export"
+    tiny_export(folder)
+    publish_folder(folder, f"{USER}/no-pool", token=TOKEN)
+    assert "real_pool.safetensors" not in local_hub.files(f"{USER}/no-pool")
+    with pytest.raises(GanError, match="no held-out real images were published with this model"):
+        load_real_pool(resolve_model_folder(f"{USER}/no-pool"))
+    assert (folder / "real_pool.safetensors").is_file()  # the local export keeps it
+
+    publish_folder(folder, f"{USER}/pool", token=TOKEN, real_pool=True)
     images, labels = load_real_pool(resolve_model_folder(f"{USER}/pool"))
     assert images.shape == (6, 28, 28, 1) and images.dtype == torch.uint8 and labels.tolist() == [0, 1, 2] * 2
 

@@ -37,8 +37,12 @@ def test_dry_run_lists_exactly_the_space_files_without_token_or_network(tmp_path
             "gan/space.py", "gan/hub/__init__.py", "gan/quiz/rounds.py"} <= set(files)
     assert all(f in {"app.py", "pyproject.toml", "requirements.txt", "README.md", ".gitattributes"}
                or (f.startswith("gan/") and f.endswith(".py")) for f in files), files
-    assert f"{SHIPPED_MNIST} -> {USER}/cgan-demo-mnist" in lines[0]
-    assert [line.strip() for line in lines[2:]] == files
+    plan, push_line, _, *listed = lines
+    assert plan.startswith(f"{USER}/cgan-demo-mnist will receive: README.md, config.json")
+    assert "real_pool" not in plan.split("Real images")[0]  # said before anything is pushed: it stays here
+    assert "Real images of the dataset: none (kept here: real_pool.safetensors; --publish-real-pool" in plan
+    assert f"{SHIPPED_MNIST} -> {USER}/cgan-demo-mnist" in push_line
+    assert [line.strip() for line in listed] == files
     result = space_cli("deploy", SPACE, "--dry-run", "--model", f"{SHIPPED_MNIST}={USER}/digits")
     assert result.returncode == 0, result.stderr
     assert "README.md" in result.stdout and f"-> {USER}/digits" in result.stdout
@@ -74,8 +78,15 @@ def test_deploy_pushes_the_models_then_the_space_and_a_fresh_client_serves_them(
     # The models: the folder went to its repo with a card that names it and links the Space; the folder's own
     # card is untouched.
     digits = local_hub.files(f"{USER}/digits")
-    assert {"config.json", "model.safetensors", "discriminator/model.safetensors", "real_pool.safetensors"} <= set(digits)
+    assert {"config.json", "model.safetensors", "discriminator/model.safetensors"} <= set(digits)
+    # No image of the dataset left without the deployer's say-so: no real pool, no copy-check thumbnails, in no repo.
+    real_pool = (SHIPPED_MNIST / "real_pool.safetensors").read_bytes()
+    for repo, kind in ((f"{USER}/digits", "model"), (SPACE, "space")):
+        received = local_hub.files(repo, kind)
+        assert not {"real_pool.safetensors", "neighbours.safetensors"} & set(received)
+        assert real_pool not in received.values()
     card = ModelCard(digits["README.md"].decode())
+    assert "No real images of the dataset are published with these weights" in card.text
     assert f"\n# {USER}/digits\n" in card.text
     assert f'load_generator("{USER}/digits")' in card.text and f"/spaces/{SPACE}" in card.text
     assert (SHIPPED_MNIST / "README.md").read_bytes() == card_before
@@ -105,6 +116,28 @@ def test_deploy_pushes_the_models_then_the_space_and_a_fresh_client_serves_them(
     assert Path(report["gan"]).resolve().is_relative_to(copy.resolve())  # the Space's own package, not this one
     assert report["sources"] == [f"{USER}/tiny", f"{USER}/digits"]
     assert report["shapes"] == [[1, 28, 28, 1], [1, 28, 28, 1]]
+
+
+def test_real_images_go_up_only_with_the_flags_and_the_card_says_what_went(local_hub, tmp_path):
+    tiny = tmp_path / "tiny"
+    tiny_neighbour_index(tiny, tiny_export(tiny))
+    result = space_cli("deploy", SPACE, "--model", f"{tiny}={USER}/with-data", "--publish-real-pool",
+                       "--publish-training-thumbnails", token=TOKEN)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Real images of the dataset: real_pool.safetensors (held-out real test images" in result.stdout
+    files = local_hub.files(f"{USER}/with-data")
+    assert files["real_pool.safetensors"] == (tiny / "real_pool.safetensors").read_bytes()
+    assert files["neighbours.safetensors"] == (tiny / "neighbours.safetensors").read_bytes()
+    card = ModelCard(files["README.md"].decode()).text
+    assert "`real_pool.safetensors`: held-out real test images of the dataset (the quiz's real pool), 6 images" in card
+    assert "`neighbours.safetensors`: a thumbnail of every training image (the copy check's index), 61 images" in card
+    readme = local_hub.files(SPACE, "space")["README.md"].decode()
+    assert "published by the deployer's choice" in readme
+
+    only_pool = space_cli("deploy", SPACE, "--model", f"{tiny}={USER}/pool-only", "--publish-real-pool", token=TOKEN)
+    assert only_pool.returncode == 0, only_pool.stderr[-3000:]
+    assert "real_pool.safetensors" in local_hub.files(f"{USER}/pool-only")
+    assert "neighbours.safetensors" not in local_hub.files(f"{USER}/pool-only")
 
 
 def test_deploy_refuses_bad_input_before_uploading_anything(local_hub, tmp_path, monkeypatch):

@@ -191,7 +191,10 @@ def error_line(result: subprocess.CompletedProcess) -> str:
         (["--beta1", "1"], "--beta1 must be in [0, 1), got 1.0"),
         (["--output-gain", "2.5"], "--output-gain must be in [1, 2], got 2.5"),
         (["--cpu-threads", "0"], "--cpu-threads must be at least 1, got 0"),
-        (["--hub-private"], "--push-every and --hub-private need --push-to-hub"),
+        (["--hub-private"], "--push-every, --hub-private and --hub-real-pool need --push-to-hub"),
+        (["--hub-real-pool"], "--hub-real-pool need --push-to-hub"),
+        (["--gradient-penalty", "-1"], "--gradient-penalty must not be negative, got -1.0"),
+        (["--penalty-every", "0"], "--penalty-every must be at least 1"),
         (["--push-to-hub", "not a repo"], "is not a valid Hub repo id"),
     ],
 )
@@ -219,7 +222,7 @@ def test_every_training_option_is_declared_once_and_is_a_flag():
     parser = build_parser()
     actions = {a.dest: a for a in parser._actions if a.dest != "help"}
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    assert set(actions) == set(fields) | {"hub_token", "dry_run"}
+    assert set(actions) == set(fields) | {"hub_token", "dry_run", "version"}
     for name, f in fields.items():
         assert actions[name].help == f.metadata["help"] and f.metadata["help"]
         assert actions[name].default == (None if f.metadata["required"] else f.default)

@@ -72,15 +72,16 @@ def resolve_model_folder(path_or_repo: str | Path, *, revision: str | None = Non
 
 
 def upload_folder(folder: str | Path, repo_id: str, *, path_in_repo: str | None = None, private: bool | None = None,
-                  token: str | None = None, commit_message: str = "Upload model") -> str:
-    """Create the repo if needed and upload the folder as one atomic commit; returns the commit URL."""
+                  token: str | None = None, commit_message: str = "Upload model", leave_out: list[str] = ()) -> str:
+    """Create the repo if needed and upload the folder as one atomic commit, without the files leave_out names
+    (paths relative to the folder); returns the commit URL."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     with hub_errors(check_repo_id(repo_id), None, writing=True):
         api.create_repo(repo_id, private=private, exist_ok=True)
         commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, path_in_repo=path_in_repo,
-                                   commit_message=commit_message, ignore_patterns=IGNORED)
+                                   commit_message=commit_message, ignore_patterns=[*IGNORED, *leave_out])
     return commit.commit_url if hasattr(commit, "commit_url") else str(commit)
 
 
