@@ -17,6 +17,7 @@ from dataclasses import replace
 from gan.config import DATA, HUB, MODEL, OUTPUT, RECIPE, TrainConfig, flag_name
 from gan.errors import GanError
 from gan.extras import require_extra
+from gan.version import add_version_flag
 
 DEFAULTS = TrainConfig()
 
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     plus --hub-token and --dry-run, which are no part of a run's configuration."""
     p = argparse.ArgumentParser(
         description="Train a class-conditional GAN (ResNet generator with class-conditional batch norm, "
-        "spectral-norm projection discriminator, hinge loss, EMA generator, DiffAugment).",
+        "projection discriminator with spectral norm, hinge loss by default or R3GAN's relativistic pairing loss with "
+        "R1 + R2 penalties, EMA generator, DiffAugment).",
         formatter_class=HelpFormatter,
     )
     groups = {name: p.add_argument_group(name) for name in (DATA, MODEL, RECIPE, OUTPUT, HUB)}
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups[HUB].add_argument("--hub-token", default=None,
                              help="token with write access (default: HF_TOKEN or the login saved by `hf auth login`)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    add_version_flag(p)
     return p
 
 

@@ -35,6 +35,7 @@ from .errors import GanError, reports_errors
 from .files import read_safetensors, weights_metadata
 from .models import load_generator
 from .sampling import generate_from_latents, image_grid, latent_from_seed, save_png
+from .version import add_version_flag
 
 DIRECTIONS_NAME = "directions.safetensors"
 DEFAULT_COUNT = 16  # directions kept: the shipped models' first 16 carry ~70% of the stem's variance
@@ -144,6 +145,7 @@ def direction_grid(generator: nn.Module, directions: Directions, *, seed: int = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gan.directions", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     compute = commands.add_parser("compute", help=f"compute the directions and write {DIRECTIONS_NAME}")
     compute.add_argument("--model", required=True, help="model folder or Hub repo id")

@@ -30,19 +30,21 @@ from .extras import require_extra
 require_extra("train", "gan-evaluate")  # before the imports below need torchmetrics: one line, not a traceback
 
 from .card import write_model_card  # noqa: E402
-from .data import load_image_data  # noqa: E402
+from .data import class_counts, load_image_data  # noqa: E402
 from .errors import GanError, reports_errors  # noqa: E402
 from .evaluator import EvaluatorConfig, open_evaluator, save_evaluator, train_evaluator  # noqa: E402
 from .models import load_generator  # noqa: E402
 from .metrics import (METRICS_NAME, as_image_data, c2st_of_generator, cas, check_evaluator_fits,  # noqa: E402
                       generated_batches, memorization_scores, score_generator, with_provenance)
 from .sampling import check_truncation  # noqa: E402
+from .version import add_version_flag  # noqa: E402
 
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gan.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an evaluator classifier on a dataset's train split")
@@ -190,8 +192,10 @@ def run_memorization(args: argparse.Namespace) -> int:
         raise GanError(f"{metrics_path} scored {existing.get('per_class')} images per class at truncation "
                        f"{existing.get('truncation')}; pass the same --per-class and --truncation to add to it")
     generator, evaluator, evaluator_dir, reference, train = open_scoring(args)
-    _log(f"generating {args.per_class} images per class (seeds 0..{args.per_class - 1}, truncation {args.truncation})")
-    generated = as_image_data(list(generated_batches(generator, per_class=args.per_class, truncation=args.truncation)),
+    counts = class_counts(train.labels, len(train.class_names), args.per_class * len(train.class_names))
+    _log(f"generating {sum(counts)} images in the training split's class mix ({counts}; seeds 0.. of each class, "
+         f"truncation {args.truncation})")
+    generated = as_image_data(list(generated_batches(generator, per_class=counts, truncation=args.truncation)),
                               reference.class_names)
     scores = memorization_scores(evaluator, generated, train, reference, log=_log)
     print(json.dumps(scores, indent=2))

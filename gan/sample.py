@@ -16,6 +16,7 @@ import numpy as np
 from .errors import GanError, reports_errors
 from .models import load_generator
 from .sampling import check_seed, check_truncation, generate, image_grid, resolve_class, save_png
+from .version import add_version_flag
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fashion-mnist"  # in a checkout only
 
@@ -79,6 +80,7 @@ def write_imagefolder(folder: Path, images: np.ndarray, labels: np.ndarray, seed
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gan.sample", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(p)
     p.add_argument("--model", default=None,
                    help="model folder or Hub repo id (default: models/fashion-mnist of a checkout)")
     p.add_argument("--classes", default=None, help="comma-separated class names or indices (default: all)")

@@ -82,6 +82,8 @@ def test_wheel_holds_the_gan_package_and_its_metadata(wheel):
     assert "Requires-Dist: torch>=" in metadata and "Requires-Dist: safetensors" in metadata
     assert 'Requires-Dist: gradio<7,>=6.0; extra == "app"' in metadata
     assert 'Requires-Dist: accelerate>=1.10; extra == "train"' in metadata
+    assert "License-Expression: Apache-2.0" in metadata and 'Requires-Dist: pytest-xdist>=3.6; extra == "test"' in metadata
+    assert f"conditional_gan-{__version__}.dist-info/licenses/LICENSE" in names
     entry_points = zipfile.ZipFile(wheel).read(f"conditional_gan-{__version__}.dist-info/entry_points.txt").decode()
     for script in ("gan-sample = gan.sample:main", "gan-evaluate = gan.evaluate:main", "gan-quiz = gan.quiz.cli:main",
                    "gan-hub = gan.publish:main", "gan-space = gan.space:main", "gan-invert = gan.invert:main",
@@ -110,6 +112,13 @@ def test_installed_package_loads_and_generates_from_another_directory(fresh_pyth
     assert report["same"] and report["heavy"] == []
     here = generate(load_generator(SHIPPED), [0, 7, 9], [1, 2, 3])
     assert np.array_equal(np.load(elsewhere / "images.npy"), here)  # same pixels as in this checkout
+
+
+def test_console_scripts_say_their_version(fresh_python, tmp_path):
+    for script in ("gan-sample", "gan-hub", "gan-invert", "gan-directions"):
+        result = run_in(fresh_python, tmp_path, str(fresh_python.parent / script), "--version")
+        assert result.returncode == 0 and result.stdout.strip().startswith(f"conditional-gan {__version__}"), (
+            script, result.stdout, result.stderr[-2000:])
 
 
 def test_installed_package_loads_a_model_by_repo_id_with_the_hub_arguments(fresh_python, local_hub, tmp_path):
