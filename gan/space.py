@@ -227,7 +227,8 @@ def deploy(space_id: str, model_specs: list[str] | None = None, *, token: str | 
     check_repo_id(space_id)
     if space_id.count("/") != 1:
         raise GanError(f"name the Space as OWNER/NAME, not {space_id!r}")
-    specs = model_specs or [str(PROJECT_ROOT / m) for m in SHIPPED_MODELS]
+    specs = model_specs or [str(PROJECT_ROOT / m) for m in SHIPPED_MODELS
+                            if (PROJECT_ROOT / m / "config.json").is_file()]
     models = plan_models(space_id, specs)
     token = token or get_token()
     if not dry_run and not token:

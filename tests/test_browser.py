@@ -28,13 +28,17 @@ def shots(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+MODELS = {"grey": dict(channels=1, image_size=28), "colour": dict(channels=3, image_size=32)}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def app_url(tmp_path_factory, request):
+    """The app serving a tiny grey 28 px model, and (every test again) a tiny colour 32 px one."""
     from app import build_demo, serve
     from gan.demo import ModelRegistry
 
-    folder = tmp_path_factory.mktemp("browser_model")
-    tiny_neighbour_index(folder, tiny_export(folder))
+    folder = tmp_path_factory.mktemp(f"browser_model_{request.param}")
+    tiny_neighbour_index(folder, tiny_export(folder, **MODELS[request.param]))
     (folder / "metrics.json").write_text(json.dumps({"num_samples": 30, "class_accuracy": {"overall": 0.9}}))
     Image.new("L", (40, 40)).save(folder / "samples.png")
     from gan.quiz import JudgmentStore
@@ -42,7 +46,7 @@ def app_url(tmp_path_factory):
     demo = build_demo(ModelRegistry([str(folder)]), JudgmentStore(folder / "judgments.sqlite"))
     port = free_port()
     serve(demo, prevent_thread_lock=True, server_port=port, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield f"http://127.0.0.1:{port}/", MODELS[request.param]["image_size"]
     demo.close()
 
 
@@ -58,7 +62,8 @@ def page(app_url, request):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport=VIEWPORTS[request.param])
         page.set_default_timeout(60_000)
-        page.goto(app_url)
+        url, page.image_size = app_url
+        page.goto(url)
         page.get_by_role("tab").first.wait_for()  # the page has rendered its tabs
         page.viewport_name = request.param
         yield page
@@ -94,19 +99,33 @@ def grid_size(page) -> tuple[int, int]:
     return tuple(page.locator(GRID_IMAGE).first.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
 
 
+def grid_layout(page, rows: int, columns: int = 8) -> tuple[int, int, int]:
+    """A grid's width and height in image pixels (tiles 2 px apart) and the whole factor its PNG is sent at."""
+    import numpy as np
+
+    from gan.demo import grid_scale
+
+    step = page.image_size + 2
+    width, height = 2 + columns * step, 2 + rows * step
+    return width, height, grid_scale(np.zeros((height, width)))
+
+
 def test_generate_shows_the_images(page, tmp_path_factory):
     open_tab(page, "Generate")
     page.get_by_role("button", name="Generate", exact=True).click()
     page.locator(GRID_IMAGE).first.wait_for()
     page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
                            "return i && i.complete && i.naturalWidth > 0; })()")
-    # The default: 8 images per class for "All classes" (3 classes), one PNG of 28 px tiles 2 px apart, sent 3x...
-    assert grid_size(page) == (3 * (2 + 8 * 30), 3 * (2 + 3 * 30))
+    # The default: 8 images per class for "All classes" (3 classes), one PNG of tiles 2 px apart, sent enlarged...
+    grid_width, grid_height, scale = grid_layout(page, rows=3)
+    assert grid_size(page) == (scale * grid_width, scale * grid_height)
     grid = page.locator(GRID_IMAGE).first
-    # ...shown with crisp pixels, never smaller than 1.3x the images' own size, and within the screen.
+    # ...shown with crisp pixels, never smaller than 1.3x the images' own size (or, on a phone too narrow for that,
+    # most of its width), and within the screen.
     assert grid.evaluate("img => getComputedStyle(img).imageRendering") == "pixelated"
     width, height = rendered_boxes(grid)[0]
-    assert width >= 1.3 * 242 and abs(width / height - 242 / 92) < 0.02, (width, height)
+    wanted = min(1.3 * grid_width, 0.8 * VIEWPORTS[page.viewport_name]["width"])
+    assert width >= wanted and abs(width / height - grid_width / grid_height) < 0.02, (width, height)
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[page.viewport_name]["width"]
     page.screenshot(path=str(shots(tmp_path_factory) / f"generate-{page.viewport_name}.png"), full_page=True)
 
@@ -115,8 +134,9 @@ def test_an_example_fills_the_inputs_and_runs(page):
     open_tab(page, "Generate")
     page.get_by_text("c: 16 from seed 42, ψ 0.7").click()
     # 16 images of one class: two rows of eight.
+    _, height, scale = grid_layout(page, rows=2)
     page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
-                           "return i && i.complete && i.naturalHeight == 3 * 62; })()")
+                           f"return i && i.complete && i.naturalHeight == {scale * height}; }})()")
     seed = page.get_by_label("Seed (first of consecutive seeds)")
     assert seed.input_value() == "42"
 
@@ -124,12 +144,14 @@ def test_an_example_fills_the_inputs_and_runs(page):
 def test_clicking_a_grid_image_shows_its_nearest_training_images(page, tmp_path_factory):
     open_tab(page, "Generate")
     page.get_by_text("All classes: 8 from seed 0, ψ 1.0").click()  # sets every input (an earlier test changed them)
+    grid_width, grid_height, sent = grid_layout(page, rows=3)
     page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
-                           "return i && i.complete && i.naturalHeight == 3 * 92; })()")
+                           f"return i && i.complete && i.naturalHeight == {sent * grid_height}; }})()")
     grid = page.locator(GRID_IMAGE).first
     width, _ = rendered_boxes(grid)[0]
-    scale = width / 242  # displayed pixels per image pixel
-    grid.click(position={"x": (2 + 30 + 14) * scale, "y": (2 + 14) * scale})  # row "a", second image: seed 1
+    scale = width / grid_width  # displayed pixels per image pixel
+    size, half = page.image_size, page.image_size // 2
+    grid.click(position={"x": (2 + size + 2 + half) * scale, "y": (2 + half) * scale})  # row "a", 2nd image: seed 1
     try:
         page.get_by_text("a, seed 1, ψ 1.").first.wait_for()
     finally:
@@ -170,7 +192,8 @@ def test_directions_edit_an_image(page):
     page.get_by_role("button", name="Show", exact=True).click()
     image = page.locator("#directions-image img[src*='.png']")
     image.first.wait_for()
-    assert image.first.evaluate("img => img.naturalWidth") == 168  # 28 px shown 6x
+    size = page.image_size
+    assert image.first.evaluate("img => img.naturalWidth") == size * round(160 / size)  # 28 px 6x, 32 px 5x
 
 
 def test_interpolate_shows_the_animation(page, tmp_path_factory):
