@@ -75,6 +75,7 @@ CSS = """
   .gallery-grid .thumbnail-item { height: auto !important; aspect-ratio: 1 / 1; }
 }
 """
+LARGEST_NUMBER = 2**64  # no number input takes more (seeds end at 2**32 - 1): anything larger is refused as such
 QUIZ_MODES = [("One image: real or fake?", "single"), ("Two images: which one is real?", "pair")]
 # The drawing brush: greys for the grey models, and the colours emoji are drawn in for the colour one.
 BRUSH_COLOURS = ["#ffffff", "#808080", "#000000", "#ffcc4d", "#f4900c", "#dd2e44", "#78b159", "#55acee", "#aa8dd8",
@@ -108,6 +109,8 @@ def checked_number(component, *, whole: bool = False):
         if (isinstance(payload, bool) or not isinstance(payload, (int, float))
                 or (whole and not float(payload).is_integer())):
             raise gr.Error(f"{component.label} must be {'a whole number' if whole else 'a number'}, got {payload!r}")
+        if not abs(payload) <= LARGEST_NUMBER:  # also NaN; 10**400 would overflow Gradio's float comparisons
+            raise gr.Error(f"{component.label} is out of range ({str(payload)[:20]}...); see its limits")
         return gradio_preprocess(payload)
 
     component.preprocess = preprocess
@@ -122,6 +125,14 @@ def checked_picture(component):
     def preprocess(payload):
         try:
             return gradio_preprocess(payload)
+        except OSError:
+            # Gradio's editor writes the RGBA layer back in the upload's own format, which fails for JPEG ("cannot
+            # write mode RGBA as JPEG"): every photo a script sends. gan.invert reads the uploaded file itself.
+            uploaded = editor_upload_path(payload)
+            if uploaded is None:
+                raise gr.Error("this file is not an image this app can read (or it is damaged); upload a PNG, "
+                               "JPEG, GIF, WebP or BMP") from None
+            return {"background": uploaded, "layers": [], "composite": uploaded}
         except Image.DecompressionBombError:
             raise gr.Error(f"this image has too many pixels (over {MAX_PIXELS // 1_000_000} million); shrink it and "
                            "upload it again") from None
@@ -131,6 +142,16 @@ def checked_picture(component):
 
     component.preprocess = preprocess
     return component
+
+
+def editor_upload_path(payload) -> str | None:
+    """The file an image-editor payload uploaded (its composite, else its background), if it is one on disk."""
+    for key in ("composite", "background"):
+        value = getattr(payload, key, None) if not isinstance(payload, dict) else payload.get(key)
+        path = getattr(value, "path", None) if not isinstance(value, dict) else value.get("path")
+        if isinstance(path, str) and Path(path).is_file():
+            return path
+    return None
 
 
 def user_errors(function):

@@ -129,6 +129,8 @@ def test_model_info_describes_the_model_and_switches_models(app):
         (("a", 0, None, 1.0), "Images .* must be a whole number, got None"),
         (("a", 0, [4], 1.0), "Images .* must be a whole number, got \\[4\\]"),
         (("a", 0, 4.5, 1.0), "Images .* must be a whole number, got 4.5"),
+        (("a", 0, 10**200, 1.0), "Images .* is out of range"),
+        (("a", 10**200, 4, 1.0), "Seed .* is out of range"),
         (("a", 0, 4, "high"), "Truncation ψ .* must be a number, got 'high'"),
         (("a", 0, 4, None), "Truncation ψ .* must be a number, got None"),
         ((["a"], 0, 4, 1.0), "unknown class"),
@@ -245,6 +247,14 @@ def test_invert_projects_an_upload_and_bad_uploads_are_refused(app, tmp_path):
     assert Image.open(morphs).size == (4 * (2 + 6 * 30), 4 * (2 + 3 * 30))  # a row per class, 6 frames each, 4x
     assert Image.open(walk).n_frames > 2 and record["class"] in ("a", "b", "c") and len(record["z"]) == 16
     assert abs(sum(record["class_weights"]) - 1) < 1e-4 and 0 < record["steps"] <= 150
+    # JPEGs as scripts send them (Gradio's editor cannot write its RGBA layer back as JPEG): RGB, grey and CMYK.
+    shape = np.pad(np.full((60, 30), 255, np.uint8), 40)
+    for mode in ("RGB", "L", "CMYK"):
+        jpeg = tmp_path / f"photo-{mode}.jpg"
+        Image.fromarray(shape).convert(mode).save(jpeg, quality=90)
+        seen, *_, record = client.predict(
+            model, {"background": handle_file(str(jpeg)), "layers": [], "composite": None}, 4, api_name="/invert")
+        assert Image.open(seen).size == (168, 168) and record["class"] in ("a", "b", "c"), mode
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     for bad, message in (({"background": None, "layers": [], "composite": None}, "no picture given"),
