@@ -120,13 +120,18 @@ def _fit(thumbnail: np.ndarray, size: int) -> np.ndarray:
     return padded
 
 
+def levels(model: DemoModel) -> str:
+    """The unit of a pixel difference: grey levels, or levels per colour channel."""
+    return "grey levels" if model.generator.model_config.channels == 1 else "levels per colour channel"
+
+
 def copy_summary(model: DemoModel, class_index: int, seed: int, psi: float, result: NearestReal) -> str:
     lines = [f"**{model.class_names[class_index]}, seed {seed}, ψ {psi:g}.** {result.verdict}", "",
              "Top row: the image, then its nearest training images by the evaluator's features; bottom row: by "
              "pixels.", "", "| | nearest by features | nearest by pixels |", "| --- | --- | --- |"]
     for rank, (f, p) in enumerate(zip(result.by_features, result.by_pixels), start=1):
         lines.append(f"| {rank} | {f.class_name} #{f.training_index}: {f.feature_distance:.2f} "
-                     f"| {p.class_name} #{p.training_index}: {p.pixel_distance:.1f} grey levels |")
+                     f"| {p.class_name} #{p.training_index}: {p.pixel_distance:.1f} {levels(model)} |")
     lines += ["", f"Real unseen images closer to the training set: {result.percentile:.1f}% (features), "
                   f"{result.pixel_percentile:.1f}% (pixels)."]
     return "\n".join(lines)
@@ -175,7 +180,7 @@ def projection_summary(model: DemoModel, found: Inversion, walk_seed: int) -> st
     verdict = "" if found.evaluator_class is None else (
         f" The evaluator, a classifier of the real data, sees a **{names[found.evaluator_class]}**.")
     return (f"The model's closest image is a **{names[found.mixture_class]}** ({share:.0%} of its class mixture)."
-            f"{verdict} Mean difference from your picture: {found.pixel_error:.1f} grey levels (0-255), after "
+            f"{verdict} Mean difference from your picture: {found.pixel_error:.1f} {levels(model)} (0-255), after "
             f"{found.steps} steps in {found.seconds:.1f} s. Rows below: it turned into each class. The animation walks "
             f"from it to seed {walk_seed}.")
 

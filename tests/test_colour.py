@@ -68,7 +68,7 @@ def test_interpolation_frames_are_in_colour(client, model_dir):
 def test_copy_check_finds_a_colour_training_copy(client, model_dir):
     picture, summary, record = client.predict(str(model_dir), "b", TRAINING_COPY[1], 1.0, api_name="/nearest_real")
     assert record["looks_copied"] and record["by_pixels"][0]["pixel_distance"] < 0.5
-    assert rgb(picture).shape[2] == 3
+    assert rgb(picture).shape[2] == 3 and "levels per colour channel" in summary and "grey" not in summary
 
 
 def test_inversion_of_a_colour_picture_keeps_its_colours(client, model_dir, tmp_path):
