@@ -222,9 +222,9 @@ class TrainConfig(JsonConfig):
                                     group=OUTPUT, low=0)
     export_every: int = option(0, "steps between exports to OUTPUT_DIR/export (0: only at the end)",
                                   group=OUTPUT, low=0)
-    eval_every: int = option(0, "steps between quality evaluations (class accuracy, FD, KID) of the EMA generator by "
-                                "the dataset's evaluator; the export with the lowest FD is kept in OUTPUT_DIR/best "
-                                "(0: never)",
+    eval_every: int = option(0, "steps between quality evaluations (class accuracy, FD, KID, C2ST) of the EMA "
+                                "generator by the dataset's evaluator; the export whose C2ST and FD are best together "
+                                "is kept in OUTPUT_DIR/best (0: never)",
                                 group=OUTPUT, low=0)
     evaluator: str | None = option(None, "evaluator folder for --eval-every (default: evaluators/<dataset folder "
                                          "name>)",

@@ -450,7 +450,12 @@ def index_for_model(model: str | Path, *, data: str | None = None, evaluator: st
     shipped = model_folder(model) / INDEX_NAME
     if shipped.is_file() and data is None and evaluator is None:
         return _fitting(load_index(shipped), ModelConfig.load(shipped.parent / CONFIG_NAME), shipped)
-    plan = plan_index(model, data=data, evaluator=evaluator)
+    try:
+        plan = plan_index(model, data=data, evaluator=evaluator)
+    except GanError as error:
+        raise GanError(f"no copy check for {model}: it comes without {INDEX_NAME} (thumbnails of its training images "
+                       "go up only when the model's owner allows it) and this machine cannot build one "
+                       f"({error})") from None
     with _BUILD_LOCK:
         if plan.cache_path.is_file():
             try:

@@ -172,8 +172,8 @@ def data_lines(consent: Consent) -> list[str]:
             "so the quiz says it has no real images to show.")
     index = ("The copy check compares with a thumbnail of every training image (`neighbours.safetensors` in each "
              "model repo), published by the deployer's choice." if consent.training_thumbnails else
-             "No thumbnails of the training images were published (`--publish-training-thumbnails` was not given): "
-             "the copy check works only for models whose training data is public on the Hub.")
+             "No thumbnails of the training images were published (`--publish-training-thumbnails` was not given), "
+             "so the copy check says it has nothing to compare with.")
     return [pool, "", index, ""]
 
 
