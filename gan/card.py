@@ -318,7 +318,9 @@ def c2st_note(c2st: dict[str, Any]) -> list[str]:
     if not c2st.get("accuracy"):
         return []
     low, high = c2st["interval_95"]
-    return [f"C2ST (classifier two-sample test): a fresh small CNN trained to tell {c2st['images_per_set']} "
+    how_long = (f", trained until its validation split stopped improving (best at epoch {c2st['epochs_to_plateau']})"
+                if "epochs_to_plateau" in c2st else f" for {c2st.get('settings', {}).get('epochs', 20)} epochs")
+    return [f"C2ST (classifier two-sample test): a fresh small CNN trained{how_long} to tell {c2st['images_per_set']} "
             f"generated images from as many real training images scores {c2st['accuracy']:.3f} on the "
             f"{c2st['tested_images']} it did not train on (95% interval {low:.3f}-{high:.3f}; 0.5 = it cannot tell "
             f"them apart). It takes {c2st['generated_taken_for_real']:.1%} of the held-out generated images for "

@@ -363,6 +363,14 @@ class C2stSettings:
     lr: float = 2e-3  # peak AdamW learning rate (one-cycle schedule)
     train_fraction: float = 0.5  # share of each set it trains on; it is scored on the rest
     seed: int = 0  # split, weight init, data order and augmentation
+    # 0: train for `epochs` exactly. N > 0: train until a validation split (validation_fraction of the training half)
+    # has not improved for N epochs, `epochs` being the cap, and keep the best epoch: a judge that looks as hard as
+    # it usefully can, as an outsider's does, rather than one stopped at a fixed count.
+    patience: int = 0
+    validation_fraction: float = 0.2
+
+
+SATURATING_C2ST = C2stSettings(epochs=80, patience=6)  # the plateau setting (--c2st-patience 6 on the command line)
 
 
 def c2st(real: np.ndarray | torch.Tensor, generated: np.ndarray | torch.Tensor, *,
@@ -385,15 +393,25 @@ def c2st(real: np.ndarray | torch.Tensor, generated: np.ndarray | torch.Tensor, 
     _, channels, size, _ = real.shape
     config = EvaluatorConfig(image_size=size, channels=channels, num_classes=2, class_names=["real", "generated"],
                              width=settings.width, feature_dim=settings.feature_dim, dataset="c2st")
-    model, accuracy = train_evaluator(train, test, config, epochs=settings.epochs, batch_size=settings.batch_size,
-                                      lr=settings.lr, seed=settings.seed, device="cpu", log=log)
+    options = dict(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
+                   device="cpu", log=log)
+    plateau = {}
+    if settings.patience:  # fit on part of the training half, stop where its held-back part stops improving
+        n_fit = int(round(n_train * (1 - settings.validation_fraction)))
+        fit = _labelled(real[:n_fit], generated[:n_fit])
+        validation = _labelled(real[n_fit:n_train], generated[n_fit:n_train])
+        model, plateau_accuracy = train_evaluator(fit, validation, config, patience=settings.patience, **options)
+        plateau = {"epochs_to_plateau": model.evaluator_config.epochs, "validation_accuracy": plateau_accuracy}
+        accuracy = float((evaluator_outputs(model, test.images).argmax(1) == test.labels).float().mean())
+    else:
+        model, accuracy = train_evaluator(train, test, config, **options)
     # Held-out accuracy on generated images alone says which way the errors go (fakes taken for real, or not).
     fake_as_real = float((evaluator_outputs(model, test.images[test.labels == 1]).argmax(1) == 0).float().mean())
     tested = len(test.labels)
     low, high = wilson_interval(accuracy, tested)
     return {"accuracy": accuracy, "interval_95": [low, high], "p_value": binomial_p_value(accuracy, tested),
             "generated_taken_for_real": fake_as_real, "images_per_set": count, "tested_images": tested,
-            "settings": dataclasses.asdict(settings)}
+            **plateau, "settings": dataclasses.asdict(settings)}
 
 
 def check_sets(real: torch.Tensor, generated: torch.Tensor) -> None:

@@ -355,7 +355,8 @@ def test_score_without_an_evaluator_says_how_to_train_one(cli_setup, tmp_path, c
 def test_score_rejects_bad_flag_values(cli_setup, capsys):
     dataset, evaluator_dir, model, _ = cli_setup
     common = ["score", "--model", str(model), "--dataset", str(dataset), "--evaluator", str(evaluator_dir)]
-    for flags, words in ((["--per-class", "0"], "--per-class"), (["--truncation", "1.5"], "truncation")):
+    for flags, words in ((["--per-class", "0"], "--per-class"), (["--truncation", "1.5"], "truncation"),
+                         (["--c2st-patience", "-1"], "--c2st-patience must not be negative")):
         code, errors = run_main(common + flags, capsys)
         assert code == 2 and len(errors) == 1 and words in errors[0]
 

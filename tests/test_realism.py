@@ -3,6 +3,7 @@ selection score that picks best/, and the pixel tells of the quiz."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -61,6 +62,18 @@ def test_c2st_tells_blurred_or_noised_real_images_from_real(real_sets, change):
         changed = (other.float() + noise).round().clamp(0, 255).to(torch.uint8)
     result = c2st(real, changed, settings=FAST)
     assert result["accuracy"] > 0.75 and result["interval_95"][0] > 0.7 and result["p_value"] < 1e-6
+
+
+def test_a_c2st_trained_to_its_plateau_stops_there_and_stays_calibrated(real_sets):
+    """With patience, the classifier trains until its validation split stops improving (the epoch cap well above
+    where that happens) and keeps its best epoch: real vs real stays at chance, blurred real is still caught."""
+    real, other = real_sets
+    until_plateau = dataclasses.replace(FAST, epochs=40, patience=3)
+    same = c2st(real, other, settings=until_plateau)
+    assert abs(same["accuracy"] - 0.5) < 0.08 and 1 <= same["epochs_to_plateau"] < 40
+    changed = c2st(real, blurred(other), settings=until_plateau)
+    assert changed["accuracy"] > 0.75 and 0.5 < changed["validation_accuracy"] <= 1
+    assert changed["settings"]["patience"] == 3 and "epochs_to_plateau" not in c2st(real, other, settings=FAST)
 
 
 def test_c2st_is_reproducible_and_takes_arrays(real_sets):
