@@ -94,6 +94,9 @@ class ModelConfig(JsonConfig):
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
     d_norm: str = "spectral"
+    # Share of each class in the training data (empty: uniform). The generator trained on batches in this mix, so its
+    # batch-norm statistics are recalibrated in it too: balanced batches would shift them for imbalanced data (emoji).
+    class_frequencies: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -119,6 +122,10 @@ class ModelConfig(JsonConfig):
             raise GanError(f"output_gain must be in [1, 2], got {self.output_gain}")
         if self.d_norm not in D_NORMS:
             raise GanError(f"d_norm must be one of {', '.join(D_NORMS)}, not {self.d_norm!r}")
+        if self.class_frequencies and (len(self.class_frequencies) != self.num_classes
+                                       or min(self.class_frequencies) < 0 or sum(self.class_frequencies) <= 0):
+            raise GanError(f"class_frequencies must be {self.num_classes} non-negative shares, not "
+                           f"{self.class_frequencies}")
         if not 0.0 < self.default_truncation <= 1.0:
             raise GanError(f"default_truncation must be in (0, 1], got {self.default_truncation}")
 

@@ -222,7 +222,17 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         d_width=cfg.d_width,
         output_gain=cfg.output_gain,
         d_norm=cfg.d_norm,
+        class_frequencies=class_shares(data.labels, len(data.class_names)),
     )
+
+
+def class_shares(labels: torch.Tensor, num_classes: int) -> list[float]:
+    """Each class's share of the labels, rounded to 6 places; [] when the classes are equally frequent (as in
+    MNIST), so that balanced data keep the balanced behaviour exactly."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    if counts.min() == counts.max():
+        return []
+    return [round(float(c) / float(counts.sum()), 6) for c in counts]
 
 
 # pip requirement of each accelerate tracker, for the error that names a missing one
