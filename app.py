@@ -29,7 +29,7 @@ from PIL import Image  # noqa: E402
 
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegistry, class_index_list,  # noqa: E402
                       describe, enlarge_factor, generate_images, grid_scale, interpolation_frames, machine_judge,
-                      model_files, random_seed, samples_caption, tile_at, write_grid)
+                      model_files, model_label, random_seed, samples_caption, tile_at, write_grid)
 from gan.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
 from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
@@ -536,8 +536,8 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
     # at ~8 files a call, a one-hour age kept up to 350,000 files and their paths in memory at full load.
     with gr.Blocks(title="Class-conditional GAN", delete_cache=(120, 900)) as demo:
         gr.Markdown("# Class-conditional GAN\nPick a class and a seed: the same choice always draws the same image.")
-        model_name = gr.Dropdown(registry.sources, value=registry.default, label="Model",
-                                 visible=len(registry.sources) > 1)
+        model_name = gr.Dropdown([(model_label(s), s) for s in registry.sources], value=registry.default,
+                                 label="Model", visible=len(registry.sources) > 1)
         page = Page(registry, model_name, first)
         with gr.Tab("Generate"):
             generate = generate_tab(page)

@@ -21,7 +21,8 @@ import numpy as np
 
 from .card import read_json
 from .errors import GanError
-from .files import DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, load_real_pool, looks_like_local_path
+from .config import ModelConfig
+from .files import CONFIG_NAME, DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, load_real_pool, looks_like_local_path
 from .hub import resolve_model_folder
 from .batching import BatchedGenerator
 from .inference import optimize
@@ -111,6 +112,20 @@ class ModelRegistry:
     def quiz_model(self, name: str) -> QuizModel:
         """What the quiz of model `name` plays with (GanError for a model without a real-image pool)."""
         return quiz_model(self.get(name), name)
+
+
+def model_label(source: str) -> str:
+    """What a model picker shows: a local model's name and kind, with its folder as detail ("emoji: 32 px colour,
+    9 classes (models/emoji)"); a Hub repo id as it is (reading its config would download it at page build)."""
+    path = Path(source)
+    try:
+        config = ModelConfig.load(path / CONFIG_NAME) if (path / CONFIG_NAME).is_file() else None
+    except GanError:
+        config = None
+    if config is None:
+        return source
+    kind = "grey" if config.channels == 1 else "colour"
+    return f"{path.resolve().name}: {config.image_size} px {kind}, {config.num_classes} classes ({source})"
 
 
 def quiz_model(model: DemoModel, name: str | None = None) -> QuizModel:

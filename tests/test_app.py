@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import TRAINING_COPY, decode_images, free_port, images_of, tiny_export, tiny_neighbour_index
-from gan.demo import ALL_CLASSES, ModelRegistry, check_int, generate_images, seed_range, tile_at
+from gan.demo import ALL_CLASSES, ModelRegistry, check_int, generate_images, model_label, seed_range, tile_at
 from gan.display import enlarge
 from gan.errors import GanError
 from gan.models import load_generator
@@ -103,6 +103,14 @@ def test_interpolation_returns_frames_and_an_animated_gif(app, model_dir):
     assert animation.format == "GIF" and animation.n_frames == 10  # forth and back
     first = np.asarray(Image.open(frames[0]["image"])).astype(int)
     assert np.abs(first[::6, ::6] - generate(load_generator(model_dir), [0], [1])[0][..., 0]).max() <= 1
+
+
+def test_the_picker_names_models_and_keeps_their_sources_as_values(app, model_dir):
+    demo, _, model, second = app
+    picker = next(block for block in demo.blocks.values() if getattr(block, "label", None) == "Model")
+    assert [value for _, value in picker.choices] == [model, second]  # what API calls send
+    assert picker.choices[0][0] == f"{model_dir.name}: 28 px grey, 3 classes ({model})"
+    assert model_label("user/some-repo") == "user/some-repo"  # a Hub repo is not downloaded to be named
 
 
 def test_model_info_describes_the_model_and_switches_models(app):
