@@ -457,9 +457,12 @@ def directions_tab(page: Page) -> None:
     """The model's main directions of variation (GANSpace) as sliders that edit one image."""
 
     @user_errors
-    def on_edit(model_name, class_choice, seed, psi, *amounts):
+    def on_edit(model_name, class_choice, seed, psi, direction_1=0.0, direction_2=0.0, direction_3=0.0,
+                direction_4=0.0, direction_5=0.0):
+        # Named, not *amounts: the API documents each slider by its parameter's name.
+        amounts = [direction_1, direction_2, direction_3, direction_4, direction_5]
         model = page.registry.get(model_name)
-        image = edit_along_directions(model, class_choice, seed, psi, list(amounts))
+        image = edit_along_directions(model, class_choice, seed, psi, amounts[:len(sliders)])
         return str(write_png(image, scale=enlarge_factor(model)))
 
     gr.Markdown("The directions in the noise along which this model's images vary most (principal components of its "

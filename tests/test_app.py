@@ -183,6 +183,11 @@ def test_the_api_speaks_integers_and_names_its_outputs(app):
     for name in ("/quiz_round", "/quiz_answer", "/quiz_stats", "/model_info"):
         labels = [r["label"] for r in api[name]["returns"]]
         assert not [label for label in labels if label.startswith("value_")], (name, labels)
+    for name, endpoint in api.items():  # every input has a name a script can pass as a keyword
+        names = [p["parameter_name"] for p in endpoint["parameters"]]
+        assert not [n for n in names if n.startswith("param_")], (name, names)
+    assert [p["parameter_name"] for p in api["/directions"]["parameters"]][-5:] == [
+        f"direction_{i}" for i in range(1, 6)]
 
 
 def test_module_level_demo_is_built_on_first_use(monkeypatch, tmp_path):
