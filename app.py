@@ -29,7 +29,7 @@ from PIL import Image  # noqa: E402
 
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegistry, class_index_list,  # noqa: E402
                       describe, enlarge_factor, generate_images, grid_scale, interpolation_frames, machine_judge,
-                      model_files, model_label, random_seed, samples_caption, tile_at, write_grid)
+                      model_files, model_label, model_record, random_seed, samples_caption, tile_at, write_grid)
 from gan.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
 from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
@@ -522,12 +522,20 @@ def wire_model_picker(page: Page, generate: dict, interpolate: dict, model: dict
                 classes(names, keep(start_value, names[0])), classes(names, keep(end_value, names[-1])),
                 chosen.default_truncation)
 
+    # The page's update dicts are no API: /model_info (below) answers scripts with plain data.
     page.model_name.change(
         on_model, [page.model_name, generate["class_choice"], interpolate["start_class"], interpolate["end_class"]],
         [model["info"], model["samples"], model["timelapse"], generate["class_choice"], interpolate["start_class"],
          interpolate["end_class"], generate["truncation"]],
-        api_name="model_info",
-        api_description="A model's description and sample grids, and the class choices it takes.")
+        api_visibility="private")
+
+    @user_errors
+    def model_info(model_name: str) -> dict:
+        """A model as plain JSON: source, label, hub_url, image_size, channels, classes, class_frequencies,
+        default_truncation, metrics (its metrics.json) and description (the page's Markdown)."""
+        return model_record(page.registry.get(model_name))
+
+    gr.api(model_info, api_name="model_info", concurrency_limit=MODEL_QUEUE, concurrency_id="model")
 
 
 def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> gr.Blocks:

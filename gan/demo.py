@@ -241,6 +241,17 @@ def write_grid(grid: Grid) -> Path:
     return write_png(grid.image, scale=grid.scale)
 
 
+def model_record(model: DemoModel) -> dict[str, Any]:
+    """A model as plain data for API users: where it comes from, what it makes, its classes, its measured quality
+    (metrics.json as it is, or None) and the description the page shows (Markdown)."""
+    config = model.generator.model_config
+    return {"source": model.source, "label": model_label(model.source), "hub_url": model.hub_url,
+            "image_size": config.image_size, "channels": config.channels, "classes": list(config.class_names),
+            "class_frequencies": list(config.class_frequencies) or None,
+            "default_truncation": model.default_truncation, "metrics": model.metrics or None,
+            "description": describe(model)}
+
+
 def describe(model: DemoModel) -> str:
     """Markdown about a model: where it comes from, its classes, its measured quality."""
     config = model.generator.model_config

@@ -115,9 +115,12 @@ def test_the_picker_names_models_and_keeps_their_sources_as_values(app, model_di
 
 def test_model_info_describes_the_model_and_switches_models(app):
     _, client, model, second = app
-    info = client.predict(model, api_name="/model_info")
-    assert "a, 1 b, 2 c" in info[0].replace("0 a", "a") and "0.900" in info[0]
-    assert client.predict(second, api_name="/model_info")[0].startswith(f"**Model** `{second}`")
+    info = client.predict(model, api_name="/model_info")  # plain JSON, no Gradio update dicts
+    assert "a, 1 b, 2 c" in info["description"].replace("0 a", "a") and "0.900" in info["description"]
+    assert (info["classes"], info["image_size"], info["channels"], info["source"]) == (["a", "b", "c"], 28, 1, model)
+    assert info["metrics"]["class_accuracy"]["overall"] == 0.9 and "__type__" not in json.dumps(info)
+    other = client.predict(second, api_name="/model_info")
+    assert other["description"].startswith(f"**Model** `{second}`") and other["classes"] == SECOND_CLASSES
 
 
 @pytest.mark.parametrize(
@@ -166,10 +169,7 @@ def test_class_inputs_take_exactly_the_chosen_models_classes(app, model_dir):
     assert len(frames) == 3
     with pytest.raises(AppError, match="unknown class 'a'"):
         client.predict(second, "a", 1, "z", 2, 3, "slerp", 1.0, api_name="/interpolate")
-    # /model_info hands the page the chosen model's classes (and keeps a chosen class that model has).
-    info = client.predict(second, api_name="/model_info")
-    assert [c[0] for c in info[3]["choices"]] == ["All classes", *SECOND_CLASSES] and info[3]["value"] == "All classes"
-    assert (info[4]["value"], info[5]["value"]) == ("x", "z")
+    assert client.predict(second, api_name="/model_info")["classes"] == SECOND_CLASSES
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert "class name or index of the chosen model" in api["/generate"]["description"]
 

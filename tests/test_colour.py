@@ -53,7 +53,8 @@ def test_generated_images_are_the_models_colour_pixels(client, model_dir):
     images = images_of(result)
     expected = generate(load_generator(model_dir), [1] * 3, [10, 11, 12], 0.8)  # (3, 32, 32, 3)
     assert all(a.shape == (SIZE, SIZE, 3) and np.abs(a.astype(int) - e).max() <= 1 for a, e in zip(images, expected))
-    assert "RGB" in client.predict(str(model_dir), api_name="/model_info")[0]
+    info = client.predict(str(model_dir), api_name="/model_info")
+    assert (info["channels"], info["image_size"]) == (3, SIZE) and "RGB" in info["description"]
 
 
 def test_interpolation_frames_are_in_colour(client, model_dir):
