@@ -50,7 +50,7 @@ def test_dry_run_lists_exactly_the_space_files_without_token_or_network(tmp_path
 
 def test_deploy_pushes_the_models_then_the_space_and_a_fresh_client_serves_them(local_hub, tmp_path):
     tiny = tmp_path / "tiny"
-    tiny_export(tiny)
+    tiny_export(tiny, channels=3, image_size=32)  # a colour model beside the grey one
     publish_folder(tiny, f"{USER}/tiny", token=TOKEN)  # a model already on the Hub, named by its repo id
     card_before = (SHIPPED_MNIST / "README.md").read_bytes()
     api = HfApi(token=TOKEN)
@@ -115,7 +115,7 @@ def test_deploy_pushes_the_models_then_the_space_and_a_fresh_client_serves_them(
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert Path(report["gan"]).resolve().is_relative_to(copy.resolve())  # the Space's own package, not this one
     assert report["sources"] == [f"{USER}/tiny", f"{USER}/digits"]
-    assert report["shapes"] == [[1, 28, 28, 1], [1, 28, 28, 1]]
+    assert report["shapes"] == [[1, 32, 32, 3], [1, 28, 28, 1]]
 
 
 def test_real_images_go_up_only_with_the_flags_and_the_card_says_what_went(local_hub, tmp_path):
