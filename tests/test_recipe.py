@@ -120,9 +120,28 @@ def test_batch_norm_recalibration_is_deterministic_and_matches_the_weights():
     generator = Generator(ModelConfig(g_width=8, latent_dim=16))
     first = recalibrate_batch_norm(generator).out_norm.running_mean.clone()
     assert not generator.training
-    assert torch.equal(recalibrate_batch_norm(generator).out_norm.running_mean, first)
+    twin = Generator(ModelConfig(g_width=8, latent_dim=16))  # a fresh copy: recalibrated from scratch, not skipped
+    twin.load_state_dict(generator.state_dict())
+    twin.out_norm.reset_running_stats()
+    assert torch.equal(recalibrate_batch_norm(twin).out_norm.running_mean, first)  # a function of the weights
     assert generator.out_norm.momentum == 0.1  # the training momentum is restored
     assert first.abs().sum() > 0  # statistics now describe this generator, not the defaults
+
+
+def test_recalibration_is_skipped_for_unchanged_weights_and_redone_after_an_ema_update():
+    live, averaged = Generator(ModelConfig(g_width=8, latent_dim=16)), Generator(ModelConfig(g_width=8, latent_dim=16))
+    ema = EMA(averaged, decay=0.5, start=0)
+    calls = []
+    hook = ema.model.out_norm.register_forward_hook(lambda *args: calls.append(1))
+    recalibrate_batch_norm(ema.model)
+    passes = len(calls)
+    recalibrate_batch_norm(ema.model)
+    assert passes == 40 and len(calls) == passes  # nothing changed since: no forward pass at all
+    ema.update(live, step=1)  # the averaged weights move in place
+    before = ema.model.out_norm.running_mean.clone()
+    recalibrate_batch_norm(ema.model)
+    assert len(calls) == 2 * passes and not torch.equal(ema.model.out_norm.running_mean, before)
+    hook.remove()
 
 
 def test_batch_norm_is_recalibrated_in_the_training_datas_class_mix():
