@@ -1,10 +1,10 @@
-"""The Gradio app: class-conditional generation, latent interpolation and model information.
+"""The Gradio app: seven tabs (Generate with its copy check, Interpolate, Your image, Directions, Quiz, Stats, Model).
 
     python app.py [--model PATH_OR_REPO ...] [--host 0.0.0.0] [--port 7860]
 
-Models come from --model (repeatable), else GAN_MODELS (comma-separated) or GAN_MODEL, else the two models shipped in
-models/ (Fashion-MNIST first, then MNIST digits), offered in a picker. This file only lays out the page and wires
-events; gan/demo.py does the work.
+Models come from --model (repeatable), else GAN_MODELS (comma-separated) or GAN_MODEL, else a Space README's
+`models:` list, else the models shipped in models/ (Fashion-MNIST first, then emoji in colour and MNIST digits),
+offered in a picker. This file only lays out the page and wires events; gan/ does the work (demo, explore, quiz).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ at telling generated images from real ones; about 50% means indistinguishable).
 
 Visitors judge one image ("single": real or fake?) or a pair ("pair": which one is real?); the answer never leaves
 the server. Modules: `rounds` (the game), `store` (judgments in SQLite, mirrored to a private Hub dataset when
-QUIZ_DATASET_REPO and HF_TOKEN are set), `stats` (error, fooling and miss rates with 95% intervals, beside the
-discriminator's accuracy) and `cli` (`python -m gan.quiz stats` prints them).
+QUIZ_DATASET_REPO and HF_TOKEN are set), `scores` (error, fooling and miss rates with 95% intervals, beside the
+discriminator's accuracy), `tells` (could one pixel statistic beat the quiz? per channel for colour) and `cli`
+(`python -m gan.quiz stats` prints the rates).
 """
 
 from .cli import main
