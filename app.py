@@ -29,7 +29,8 @@ from PIL import Image  # noqa: E402
 
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegistry, class_index_list,  # noqa: E402
                       describe, enlarge_factor, generate_images, grid_scale, interpolation_frames, machine_judge,
-                      model_files, model_label, model_record, random_seed, samples_caption, tile_at, write_grid)
+                      model_files, model_label, model_record, random_seed, samples_caption, SharedView, shared_view,
+                      tile_at, write_grid)
 from gan.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
 from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
@@ -230,6 +231,7 @@ def generate_tab(page: Page) -> dict:
     grid_image = gr.Image(label="Images (one row per class, or 8 to a row)", type="filepath", format="png",
                           interactive=False, buttons=["download", "fullscreen"], elem_classes="pixel-grid",
                           elem_id="generate-grid")
+    link = gr.Markdown(elem_id="share-link")
     with gr.Accordion("Which image is which (tile layout)", open=False):
         layout = gr.JSON(label="Tile layout")
     inputs, outputs = [page.model_name, class_choice, seed, count, truncation], [grid_image, layout]
@@ -241,6 +243,8 @@ def generate_tab(page: Page) -> dict:
                 f"Images of one class (seeds seed..seed+count-1, 8 to a row) or one row per class (seeds seed.., "
                 f"count per class), tiled into one PNG at their own resolution, and the tile layout (rows, columns, "
                 f"tile_size, padding; class and seed of each tile, row by row). {page.class_api}")
+    # The link to exactly these images, written once they are shown (its query opens the page on them: see on_open).
+    layout.change(share_link, inputs, link, api_visibility="private", queue=False)
     dice.click(random_seed, None, seed, api_name="random_seed", queue=False)
     with gr.Accordion("Is it copying? An image beside its nearest training images", open=True):
         copy_check = copy_check_section(page, truncation)
@@ -256,7 +260,38 @@ def generate_tab(page: Page) -> dict:
     grid_image.select(on_pick, layout, copy_check["picked"], api_visibility="private").success(
         copy_check["fn"], copy_check["inputs"], copy_check["outputs"], api_visibility="private",
         concurrency_limit=MODEL_QUEUE, concurrency_id="model")
-    return {"class_choice": class_choice, "truncation": truncation}
+    return {"class_choice": class_choice, "truncation": truncation, "seed": seed, "count": count, "grid": grid_image,
+            "layout": layout, "link": link, "fn": on_generate}
+
+
+def share_link(model_name, class_choice, seed, count, truncation) -> str:
+    """A Markdown link whose query (?model=&class=&seed=&n=&psi=) reopens the page on the images shown."""
+    try:
+        view = SharedView(model_name, str(class_choice), int(seed), int(count), float(truncation))
+    except (TypeError, ValueError):
+        return ""
+    return f"[Link to exactly these images]({view.query()}) (copy it to share them: the same pixels everywhere)"
+
+
+def wire_shared_links(demo: gr.Blocks, page: Page, generate: dict) -> None:
+    """A link with ?model=&class=&seed=&n=&psi= opens the page on those images, generated on load; a bad link says
+    what is wrong and leaves the page as it is."""
+
+    def on_open(request: gr.Request):
+        keep = [gr.skip()] * 7
+        try:
+            view = shared_view(dict(request.query_params), page.registry)
+        except GanError as error:
+            gr.Warning(f"This link cannot be shown: {error}")
+            return keep
+        if view is None:
+            return keep
+        grid, layout = generate["fn"](view.model, view.class_choice, view.seed, view.count, view.truncation)
+        return view.model, view.class_choice, view.seed, view.count, view.truncation, grid, layout
+
+    demo.load(on_open, None, [page.model_name, generate["class_choice"], generate["seed"], generate["count"],
+                              generate["truncation"], generate["grid"], generate["layout"]],
+              api_visibility="private", concurrency_limit=MODEL_QUEUE, concurrency_id="model")
 
 
 def copy_check(model: DemoModel, class_choice, seed, psi, progress: gr.Progress) -> tuple[str, CopyCheck]:
@@ -503,7 +538,8 @@ def model_tab(page: Page) -> dict:
 
 def wire_model_picker(page: Page, generate: dict, interpolate: dict, model: dict) -> None:
     """Switching models shows the new one and offers exactly its classes, keeping the chosen ones where the new model
-    has them (an example that sets the model and a class at once keeps its class)."""
+    has them (an example or a shared link that sets the model and a class at once keeps its class), and the chosen
+    truncation."""
 
     @user_errors
     def on_model(model_name, class_value=None, start_value=None, end_value=None):
@@ -519,14 +555,13 @@ def wire_model_picker(page: Page, generate: dict, interpolate: dict, model: dict
 
         return (describe(chosen), gr.update(value=samples, label=samples_caption(chosen)), timelapse,
                 classes([ALL_CLASSES, *names], keep(class_value, ALL_CLASSES)),
-                classes(names, keep(start_value, names[0])), classes(names, keep(end_value, names[-1])),
-                chosen.default_truncation)
+                classes(names, keep(start_value, names[0])), classes(names, keep(end_value, names[-1])))
 
     # The page's update dicts are no API: /model_info (below) answers scripts with plain data.
     page.model_name.change(
         on_model, [page.model_name, generate["class_choice"], interpolate["start_class"], interpolate["end_class"]],
         [model["info"], model["samples"], model["timelapse"], generate["class_choice"], interpolate["start_class"],
-         interpolate["end_class"], generate["truncation"]],
+         interpolate["end_class"]],
         api_visibility="private")
 
     @user_errors
@@ -565,6 +600,7 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
         with gr.Tab("Model"):
             model = model_tab(page)
         wire_model_picker(page, generate, interpolate, model)
+        wire_shared_links(demo, page, generate)
     demo.queue(max_size=128, default_concurrency_limit=MODEL_QUEUE)
     return demo
 

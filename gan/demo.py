@@ -205,6 +205,43 @@ def tile_at(layout: dict[str, Any], x: object, y: object) -> int | None:
     return index if index < count else None
 
 
+@dataclass(frozen=True)
+class SharedView:
+    """What a shared link asks the Generate tab to show: a model, a class (or all), a first seed, a count, a psi."""
+
+    model: str
+    class_choice: str
+    seed: int
+    count: int
+    truncation: float
+
+    def query(self) -> str:
+        """The link's query string (?model=...&class=...&seed=...&n=...&psi=...): the page opens on these images."""
+        from urllib.parse import urlencode
+
+        return "?" + urlencode({"model": self.model, "class": self.class_choice, "seed": self.seed, "n": self.count,
+                                "psi": f"{self.truncation:g}"})
+
+
+def shared_view(params: dict[str, str], registry: ModelRegistry) -> SharedView | None:
+    """The view a link's query parameters ask for (None when the link has none), checked as every input is:
+    an unknown model, class, or a seed, count or psi out of range is a GanError naming it."""
+    if not {"model", "class", "seed", "n", "psi"} & set(params):
+        return None
+    model = registry.get(params.get("model") or registry.default)
+    choice = params.get("class", ALL_CLASSES)
+    if choice != ALL_CLASSES:
+        choice = model.class_names[resolve_class(choice, model.class_names)]
+    try:
+        seed, count = int(params.get("seed", "0")), int(params.get("n", "8"))
+    except ValueError:
+        raise GanError(f"the link's seed and n must be whole numbers, got {params.get('seed')!r}, "
+                       f"{params.get('n')!r}") from None
+    return SharedView(params.get("model") or registry.default, choice, check_seed(seed),
+                      check_int(count, 1, MAX_IMAGES, "the link's number of images"),
+                      check_truncation(params.get("psi", model.default_truncation)))
+
+
 def generate_images(model: DemoModel, class_choice: object, seed: object, count: object,
                     truncation: object) -> Grid:
     """Images of one class (seeds seed..seed+count-1, 8 to a row), or one row per class (seeds seed..), as a Grid."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import TRAINING_COPY, decode_images, free_port, images_of, tiny_export, tiny_neighbour_index
-from gan.demo import ALL_CLASSES, ModelRegistry, check_int, generate_images, model_label, seed_range, tile_at
+from gan.demo import (ALL_CLASSES, ModelRegistry, SharedView, check_int, generate_images, model_label, seed_range,
+                      shared_view, tile_at)
 from gan.display import enlarge
 from gan.errors import GanError
 from gan.models import load_generator
@@ -103,6 +105,21 @@ def test_interpolation_returns_frames_and_an_animated_gif(app, model_dir):
     assert animation.format == "GIF" and animation.n_frames == 10  # forth and back
     first = np.asarray(Image.open(frames[0]["image"])).astype(int)
     assert np.abs(first[::6, ::6] - generate(load_generator(model_dir), [0], [1])[0][..., 0]).max() <= 1
+
+
+def test_a_shared_link_names_exactly_the_images_and_bad_links_are_refused(app):
+    demo, _, model, second = app
+    registry = ModelRegistry([model, second])
+    view = shared_view({"model": second, "class": "Y", "seed": "42", "n": "3", "psi": "0.5"}, registry)
+    assert view == SharedView(second, "y", 42, 3, 0.5)  # class names as the model spells them
+    assert shared_view(dict(parse_qsl(view.query()[1:])), registry) == view  # the link reads back as itself
+    assert shared_view({}, registry) is None and shared_view({"utm_source": "x"}, registry) is None
+    assert shared_view({"seed": "7"}, registry) == SharedView(model, ALL_CLASSES, 7, 8, 1.0)  # the defaults
+    for params, message in (({"model": "nope"}, "unknown model"), ({"class": "hat"}, "unknown class 'hat'"),
+                            ({"seed": "-1"}, "seed must lie in"), ({"n": "65"}, "number of images"),
+                            ({"psi": "2"}, "truncation must be in"), ({"seed": "x"}, "whole numbers")):
+        with pytest.raises(GanError, match=message):
+            shared_view(params, registry)
 
 
 def test_the_picker_names_models_and_keeps_their_sources_as_values(app, model_dir):

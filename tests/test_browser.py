@@ -235,3 +235,18 @@ def test_pair_rounds_keep_both_images_square_and_equal(page, tmp_path_factory):
     page.screenshot(path=str(shots(tmp_path_factory) / f"quiz-pair-{page.viewport_name}.png"), full_page=True)
     page.get_by_role("button", name="Left is real").click()
     page.get_by_text("Score ").first.wait_for()
+
+
+def test_a_shared_link_opens_the_page_on_its_images_and_offers_its_own_link(page, tmp_path_factory):
+    url = page.url.split("?")[0]
+    page.goto(url + "?class=b&seed=5&n=2&psi=0.5")
+    _, height, scale = grid_layout(page, rows=1, columns=2)
+    page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
+                           f"return i && i.complete && i.naturalHeight == {scale * height}; }})()")
+    assert page.get_by_label("Seed (first of consecutive seeds)").input_value() == "5"
+    link = page.locator("#share-link a")
+    link.wait_for()
+    assert "class=b" in link.get_attribute("href") and "seed=5" in link.get_attribute("href")
+    page.screenshot(path=str(shots(tmp_path_factory) / f"shared-link-{page.viewport_name}.png"), full_page=True)
+    page.goto(url)  # leave the page as the other tests found it
+    page.get_by_role("tab").first.wait_for()
