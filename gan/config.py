@@ -94,8 +94,8 @@ class ModelConfig(JsonConfig):
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
     d_norm: str = "spectral"
-    # Share of each class in the training data (empty: uniform). The generator trained on batches in this mix, so its
-    # batch-norm statistics are recalibrated in it too: balanced batches would shift them for imbalanced data (emoji).
+    # Share of each class in the training data (empty: uniform), for whoever draws "images like the data" (the API's
+    # /model_info reports it; metrics draw their samples in the data's mix).
     class_frequencies: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:

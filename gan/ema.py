@@ -38,10 +38,10 @@ def recalibrate_batch_norm(
 
     Averaged weights do not match running statistics gathered by the live generator; stale statistics made the EMA
     generator worse than the live one in our trials. A cumulative average over fresh batches of random noise and
-    classes (balanced, or in the config's class_frequencies: the mix the generator trained on) fixes that. The fixed
-    seed makes the result a pure function of the weights, so a generator whose weights and statistics have not changed
-    since its last recalibration (same tensors, same in-place version counters) is returned as it is: the end of a run
-    saves its sample grid and its export from the same weights, and each recalibration costs 40 forward passes.
+    balanced classes fixes that. The fixed seed makes the result a pure function of the weights, so a generator whose
+    weights and statistics have not changed since its last recalibration (same tensors, same in-place version
+    counters) is returned as it is: the end of a run saves its sample grid and its export from the same weights, and
+    each recalibration costs 40 forward passes.
     """
     settings = (num_batches, batch_size, seed)
     if getattr(generator, "_calibrated", None) == (settings, _state_versions(generator)):
@@ -54,14 +54,12 @@ def recalibrate_batch_norm(
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average: every batch counts equally
     rng = torch.Generator().manual_seed(seed)
-    shares = torch.tensor(getattr(config, "class_frequencies", None) or [], dtype=torch.float64)
     generator.train()
     for i in range(num_batches):
         z = torch.randn(batch_size, config.latent_dim, generator=rng).to(device)
-        if len(shares):  # the classes in the training data's mix, as the generator trained on them
-            labels = torch.multinomial(shares, batch_size, replacement=True, generator=rng)
-        else:
-            labels = (torch.arange(batch_size) + i * batch_size) % config.num_classes
+        # Balanced classes, even for imbalanced data: recalibrating in the data's class mix (emoji: 60% people) was
+        # tried and scored worse (class accuracy 0.689 vs 0.729, KID 2.04 vs 0.74, FD equal; BENCHMARKS.md).
+        labels = (torch.arange(batch_size) + i * batch_size) % config.num_classes
         generator(z, labels.to(device))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
