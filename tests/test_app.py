@@ -337,7 +337,8 @@ def test_model_sources_come_from_flags_then_environment(monkeypatch):
 
     monkeypatch.delenv("GAN_MODELS", raising=False)
     monkeypatch.delenv("GAN_MODEL", raising=False)
-    assert model_sources() == [DEFAULT_MODEL, shipped_model_source("mnist")]  # both shipped models, default first
+    # every shipped model, the default first
+    assert model_sources() == [DEFAULT_MODEL, shipped_model_source("emoji"), shipped_model_source("mnist")]
     assert DEFAULT_MODEL.endswith("models/fashion-mnist")
     monkeypatch.setenv("GAN_MODEL", "user/one")
     assert model_sources() == ["user/one"]

@@ -1,5 +1,5 @@
-"""The models shipped in models/ (Fashion-MNIST, the default, and MNIST digits): they load, generate images their
-dataset's evaluator recognises, and their files agree."""
+"""The models shipped in models/ (Fashion-MNIST, the default; emoji in colour; MNIST digits): they load, generate
+images their dataset's evaluator recognises, and their files agree."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
+from gan.card import data_licence
 from gan.evaluator import load_evaluator, predict
 from gan.files import load_real_pool
 from gan.models import load_discriminator, load_generator
@@ -19,24 +20,29 @@ from gan.sampling import generate
 
 REPO = Path(__file__).resolve().parents[1]
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-SHIPPED = {  # folder name: (class names, evaluator folder, Hub id of the data in the card)
-    "fashion-mnist": (FASHION, "fashion-mnist", "zalando-datasets/fashion_mnist"),
-    "mnist": ([str(d) for d in range(10)], "mnist", "ylecun/mnist"),
+EMOJI = ["Activities", "Animals & Nature", "Flags", "Food & Drink", "Objects", "People & Body", "Smileys & Emotion",
+         "Symbols", "Travel & Places"]
+SHIPPED = {  # folder name: (class names, evaluator folder, Hub id of the data in the card, image size, channels)
+    "fashion-mnist": (FASHION, "fashion-mnist", "zalando-datasets/fashion_mnist", 28, 1),
+    "mnist": ([str(d) for d in range(10)], "mnist", "ylecun/mnist", 28, 1),
+    "emoji": (EMOJI, "emoji", None, 32, 3),  # made from npm packages by scripts/emoji_from_npm.py: no Hub id
 }
 shipped = pytest.mark.parametrize("name", sorted(SHIPPED))
 
 
 @shipped
 def test_it_loads_and_generates_images_the_evaluator_recognises(name):
-    class_names, evaluator_name, _ = SHIPPED[name]
+    class_names, evaluator_name, _, size, channels = SHIPPED[name]
     generator = load_generator(REPO / "models" / name)
-    assert generator.model_config.class_names == class_names and generator.model_config.image_size == 28
-    classes = [c for c in range(10) for _ in range(10)]
-    images = generate(generator, classes, list(range(10)) * 10)  # 10 per class, seeds 0-9
-    assert images.shape == (100, 28, 28, 1) and images.dtype == np.uint8
+    assert generator.model_config.class_names == class_names and generator.model_config.image_size == size
+    count = len(class_names)
+    classes = [c for c in range(count) for _ in range(10)]
+    images = generate(generator, classes, list(range(10)) * count)  # 10 per class, seeds 0-9
+    assert images.shape == (10 * count, size, size, channels) and images.dtype == np.uint8
     evaluator = load_evaluator(REPO / "evaluators" / evaluator_name)
     predicted = predict(evaluator, torch.from_numpy(images).permute(0, 3, 1, 2))
-    assert (predicted.numpy() == np.array(classes)).mean() > 0.75  # a broken or wrong weights file scores ~0.1
+    # A broken or wrong weights file scores about 1 / classes; emoji's evaluator itself is right on 82% of real ones.
+    assert (predicted.numpy() == np.array(classes)).mean() > (0.75 if channels == 1 else 0.5)
 
 
 @shipped
@@ -53,10 +59,15 @@ def test_its_discriminator_scores_held_out_real_images_above_its_generators(name
 
 @shipped
 def test_the_real_pool_is_held_out_and_balanced(name):
+    class_names, _, _, size, channels = SHIPPED[name]
     model = REPO / "models" / name
     images, labels = load_real_pool(model)
-    assert images.shape[1:] == (28, 28, 1) and len(images) == 500
-    assert torch.bincount(labels, minlength=10).tolist() == [50] * 10
+    assert images.shape[1:] == (size, size, channels) and len(images) == 500
+    counts = torch.bincount(labels, minlength=len(class_names)).tolist()
+    if name == "emoji":  # balanced as far as the held-out split allows: every class but People & Body goes in whole
+        assert counts == [18, 32, 54, 28, 54, 190, 34, 46, 44]
+    else:
+        assert counts == [50] * 10
     from safetensors import safe_open
 
     with safe_open(str(model / "real_pool.safetensors"), framework="pt") as handle:
@@ -67,18 +78,22 @@ def test_the_real_pool_is_held_out_and_balanced(name):
 def test_its_card_and_metrics_describe_these_weights(name):
     model = REPO / "models" / name
     metrics = json.loads((model / "metrics.json").read_text())
-    assert metrics["num_samples"] == 10000 and metrics["truncation"] == 1.0
+    assert metrics["num_samples"] >= 10000 and metrics["truncation"] == 1.0
     card = ModelCard.load(model / "README.md")
-    assert "gan" in card.data.tags and card.data.datasets == [SHIPPED[name][2]]
+    hub_id = SHIPPED[name][2]
+    assert "gan" in card.data.tags and card.data.datasets == ([hub_id] if hub_id else None)
     assert f"{metrics['class_accuracy']['overall']:.4f}" in card.text
+    assert data_licence(hub_id or name) in card.text  # the data's licence and credit
     sizes = sum(path.stat().st_size for path in model.rglob("*") if path.is_file())
-    assert sizes < 10_000_000  # a few MB: it ships inside the repository
+    assert sizes < 13_000_000  # a few MB (the 32 px colour pair is the largest): it ships inside the repository
     assert not [p for p in model.rglob("*") if p.suffix in (".bin", ".pt", ".pkl", ".pth", ".ckpt")]
 
 
 # Shipped models that do not meet the pixel-tell bar yet (issue 13, figures in BENCHMARKS.md). Strict: once a
 # retrained model meets it, the test fails until its name leaves this set.
-PIXEL_TELLS_OPEN: set[str] = {"fashion-mnist", "mnist"}  # max / count of 255s at ~0.7; MNIST count of 255s 0.93
+# Fashion-MNIST: max / count of 255s at ~0.7; MNIST: count of 255s 0.93; emoji: a channel's darkest value (green_min
+# 0.67 / 0.73): its fakes rarely as dark as the real outlines.
+PIXEL_TELLS_OPEN: set[str] = {"fashion-mnist", "mnist", "emoji"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(

@@ -178,7 +178,8 @@ def test_app_serves_the_space_readme_models_unless_told_otherwise(tmp_path, monk
         space_models(readme)
     for name in ("GAN_MODELS", "GAN_MODEL"):
         monkeypatch.delenv(name, raising=False)
-    assert app.model_sources() == [app.DEFAULT_MODEL, app.shipped_model_source("mnist")]  # this README lists none
+    shipped = [app.DEFAULT_MODEL, app.shipped_model_source("emoji"), app.shipped_model_source("mnist")]
+    assert app.model_sources() == shipped  # this README lists none
     monkeypatch.setattr(app, "space_models", lambda path: ["a/one"] if path.name == "README.md" else [])
     assert app.model_sources() == ["a/one"]
     monkeypatch.setenv("GAN_MODEL", "c/three")
