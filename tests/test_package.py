@@ -40,7 +40,7 @@ def pip(python: Path, *args: str) -> None:
 def wheel(tmp_path_factory) -> Path:
     """The wheel, built from a copy of the sources (the build writes build/ beside them, never into the checkout)."""
     source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copyfile(REPO / name, source / name)
     shutil.copytree(REPO / "gan", source / "gan", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = tmp_path_factory.mktemp("dist")
