@@ -29,7 +29,7 @@ from PIL import Image  # noqa: E402
 
 from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegistry, class_index_list,  # noqa: E402
                       describe, enlarge_factor, generate_images, grid_scale, interpolation_frames, machine_judge,
-                      model_files, model_label, model_record, random_seed, samples_caption, SharedView, shared_view,
+                      model_files, model_label, model_record, random_seed, samples_caption, shared_view, SharedView,
                       tile_at, write_grid)
 from gan.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
@@ -137,7 +137,7 @@ def checked_picture(component):
         except Image.DecompressionBombError:
             raise gr.Error(f"this image has too many pixels (over {MAX_PIXELS // 1_000_000} million); shrink it and "
                            "upload it again") from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError):
+        except (SyntaxError, ValueError, EOFError, IndexError):
             raise gr.Error("this file is not an image this app can read (or it is damaged); upload a PNG, JPEG, "
                            "GIF, WebP or BMP") from None
 
@@ -261,7 +261,7 @@ def generate_tab(page: Page) -> dict:
         copy_check["fn"], copy_check["inputs"], copy_check["outputs"], api_visibility="private",
         concurrency_limit=MODEL_QUEUE, concurrency_id="model")
     return {"class_choice": class_choice, "truncation": truncation, "seed": seed, "count": count, "grid": grid_image,
-            "layout": layout, "link": link, "fn": on_generate}
+            "layout": layout, "fn": on_generate}
 
 
 def share_link(model_name, class_choice, seed, count, truncation) -> str:

@@ -23,8 +23,8 @@ from bench.report import report, save_figure  # noqa: E402
 from gan.card import training_command  # noqa: E402
 from gan.export import EVALS_NAME  # noqa: E402
 
-RECIPE_FIELDS = ("image_size", "g_width", "d_width", "output_gain", "loss", "gradient_penalty", "penalty_every", "d_norm",
-                 "batch_size", "lr_g", "lr_d", "d_steps", "ema_decay", "ema_start", "diffaugment", "init_from",
+RECIPE_FIELDS = ("image_size", "g_width", "d_width", "output_gain", "loss", "gradient_penalty", "penalty_every",
+                 "d_norm", "batch_size", "lr_g", "lr_d", "d_steps", "ema_decay", "ema_start", "diffaugment", "init_from",
                  "cpu_threads")
 
 

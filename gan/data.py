@@ -440,6 +440,15 @@ def class_counts(labels: torch.Tensor, num_classes: int, total: int) -> list[int
     return counts.tolist()
 
 
+def class_shares(labels: torch.Tensor, num_classes: int) -> list[float]:
+    """Each class's share of the labels, rounded to 6 places; [] when the classes are equally frequent (as in
+    MNIST): ModelConfig.class_frequencies records only a mix that is not uniform."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    if counts.min() == counts.max():
+        return []
+    return [round(float(c) / float(counts.sum()), 6) for c in counts]
+
+
 def stratified_subset(data: ImageData, counts: Sequence[int], *, seed: int = 0) -> ImageData:
     """counts[c] images of each class c (all of a class that has fewer), picked reproducibly by `seed`."""
     rng = torch.Generator().manual_seed(seed)

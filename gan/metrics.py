@@ -402,7 +402,7 @@ def c2st(real: np.ndarray | torch.Tensor, generated: np.ndarray | torch.Tensor, 
         validation = _labelled(real[n_fit:n_train], generated[n_fit:n_train])
         model, plateau_accuracy = train_evaluator(fit, validation, config, patience=settings.patience, **options)
         plateau = {"epochs_to_plateau": model.evaluator_config.epochs, "validation_accuracy": plateau_accuracy}
-        accuracy = float((evaluator_outputs(model, test.images).argmax(1) == test.labels).float().mean())
+        accuracy = float((predict(model, test.images) == test.labels).float().mean())
     else:
         model, accuracy = train_evaluator(train, test, config, **options)
     # Held-out accuracy on generated images alone says which way the errors go (fakes taken for real, or not).

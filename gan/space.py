@@ -33,7 +33,8 @@ from .publish import publish_folder, withheld_files
 from .version import add_version_flag
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # a checkout: app.py, pyproject.toml and gan/ side by side
-SHIPPED_MODELS = ("models/fashion-mnist", "models/emoji", "models/mnist")  # what a Space serves when no --model is given
+# What a Space serves when no --model is given (those present in the checkout).
+SHIPPED_MODELS = ("models/fashion-mnist", "models/emoji", "models/mnist")
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # The Space runs app.py, so it needs the runtime and [app] requirements, except gradio: Spaces install the gradio of
 # sdk_version themselves, and a second pin in requirements.txt would fight it.
@@ -56,9 +57,6 @@ class Consent:
 
     real_pool: bool = False  # held-out test images, for the quiz
     training_thumbnails: bool = False  # the copy check's index: a thumbnail of every training image
-
-    def allows(self, name: str) -> bool:
-        return {REAL_POOL_NAME: self.real_pool, INDEX_NAME: self.training_thumbnails}.get(name, True)
 
 
 @dataclass
@@ -297,7 +295,7 @@ def attach_neighbour_index(folder: Path, log=print) -> None:
     """Put the copy check's index (gan/neighbours.py) into a model folder about to be pushed: a Space has neither the
     training data nor the evaluator to build one. Built here (or taken from this machine's cache) when the data is
     at hand; otherwise the model goes without, and the Space's copy check says so."""
-    from .neighbours import INDEX_NAME, index_for_model, save_index
+    from .neighbours import index_for_model, save_index
 
     if (folder / INDEX_NAME).is_file():
         return

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from .augment import parse_policy
 from .checkpoints import prepare_run_folder, resume_checkpoint, save_checkpoint, start_from_export
 from .config import ModelConfig, TrainConfig
-from .data import ImageData, ImageDataset, collate_batch, load_image_data
+from .data import ImageData, ImageDataset, class_shares, collate_batch, load_image_data
 from .ema import EMA, recalibrate_batch_norm
 from .errors import GanError
 from .export import (EVALS_NAME, export_models, held_out_pool, log_sample_grid, prepare_push, push_export,
@@ -225,14 +225,6 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         class_frequencies=class_shares(data.labels, len(data.class_names)),
     )
 
-
-def class_shares(labels: torch.Tensor, num_classes: int) -> list[float]:
-    """Each class's share of the labels, rounded to 6 places; [] when the classes are equally frequent (as in
-    MNIST), so that balanced data keep the balanced behaviour exactly."""
-    counts = torch.bincount(labels, minlength=num_classes)
-    if counts.min() == counts.max():
-        return []
-    return [round(float(c) / float(counts.sum()), 6) for c in counts]
 
 
 # pip requirement of each accelerate tracker, for the error that names a missing one

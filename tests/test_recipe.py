@@ -145,7 +145,7 @@ def test_recalibration_is_skipped_for_unchanged_weights_and_redone_after_an_ema_
 
 
 def test_class_shares_are_empty_for_balanced_data():
-    from gan.training import class_shares
+    from gan.data import class_shares
 
     assert class_shares(torch.tensor([0, 1, 2] * 5), 3) == []
     assert class_shares(torch.tensor([0, 0, 0, 1]), 3) == [0.75, 0.25, 0.0]
