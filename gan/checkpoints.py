@@ -26,7 +26,7 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
     if config_path.exists():
         previous = TrainConfig.from_dict({**VALUES_BEFORE_THEIR_FLAGS, **json.loads(config_path.read_text())},
                                          source=str(config_path))
-        changed = [k for k in RUN_IDENTITY if getattr(previous, k) != getattr(cfg, k)]
+        changed = [k for k in RUN_IDENTITY if _identity(k, getattr(previous, k)) != _identity(k, getattr(cfg, k))]
         if changed and list_checkpoints(out):
             details = ", ".join(f"{k}: {getattr(previous, k)!r} -> {getattr(cfg, k)!r}" for k in changed)
             raise GanError(
@@ -47,6 +47,14 @@ VALUES_BEFORE_THEIR_FLAGS = {"output_gain": 1.0}
 # Flags that define what a checkpoint holds; changing any other flag (max steps, logging...) still resumes.
 RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "output_gain",
                 "batch_size", "seed")
+
+
+def _identity(key: str, value: object) -> object:
+    """What a setting means: a dataset folder given as `data/x`, `./data/x` or its absolute path is one dataset
+    (a card prints `./data/x`, so its command must resume a run started with `data/x`)."""
+    if key == "dataset" and isinstance(value, str) and Path(value).expanduser().exists():
+        return Path(value).expanduser().resolve()
+    return value
 
 
 def list_checkpoints(out: Path) -> list[Path]:

@@ -306,6 +306,27 @@ def test_corrupt_and_mismatched_checkpoints_are_refused_without_damage(tiny_imag
     assert run(python_command(*args, "--max-steps", "4", "--resume", str(out / "nope"))).returncode == 2
 
 
+def test_one_dataset_folder_spelled_three_ways_resumes_one_run(tmp_path, monkeypatch):
+    """The card prints `--dataset ./data/x`; a run started with `data/x` (or its absolute path) must resume from it,
+    while another folder is still refused."""
+    from accelerate import Accelerator
+
+    from gan.checkpoints import prepare_run_folder
+    from gan.errors import GanError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "x").mkdir(parents=True)
+    (tmp_path / "data" / "y").mkdir()
+    out = tmp_path / "run"
+    accelerator = Accelerator(cpu=True)
+    prepare_run_folder(out, TrainConfig(dataset="data/x", output_dir=str(out)), accelerator)
+    (out / "checkpoints" / "step_00000002").mkdir()
+    for spelling in ("./data/x", str(tmp_path / "data" / "x"), "data/x/"):
+        prepare_run_folder(out, TrainConfig(dataset=spelling, output_dir=str(out)), accelerator)
+    with pytest.raises(GanError, match="other settings .*dataset"):
+        prepare_run_folder(out, TrainConfig(dataset="data/y", output_dir=str(out)), accelerator)
+
+
 def test_nan_loss_stops_with_a_clear_error():
     from accelerate import Accelerator
 
