@@ -58,6 +58,10 @@ DEFAULT_MODEL = shipped_model_source(SHIPPED_NAMES[0])
 # cores and merges whatever waits into the next one, so more events in flight means bigger, cheaper passes; the
 # rest of an event (PNG encoding, files) overlaps with the passes.
 MODEL_QUEUE = 16
+# Long jobs get queues of their own: one inversion at a time (seconds of gradient steps on both cores, paused
+# whenever a generation pass waits: gan/batching.py, Turns), two copy-check searches. A fifth looping inverter then
+# waits for its turn instead of slowing everyone's grids (bench/app_fairness.py).
+QUEUES = {"model": MODEL_QUEUE, "invert": 1, "search": 2}
 # Quiz images stay square at every width: a pair shrinks both images alike (never one more than the other, never out
 # of square: a stretched garment is a cue that has nothing to do with the model). Galleries drop to 4 columns on
 # phones, where 8 would make 40 px thumbnails.
@@ -201,10 +205,11 @@ def truncation_slider(value, label="Truncation ψ (lower: more typical, less var
     return checked_number(gr.Slider(0.05, 1.0, value=value, step=0.05, label=label))
 
 
-def model_event(trigger, fn, inputs, outputs, api_name, description) -> None:
-    """An event that runs the generator: in the shared "model" queue, whose passes gan/batching.py merges."""
-    trigger(fn, inputs, outputs, api_name=api_name, api_description=description, concurrency_limit=MODEL_QUEUE,
-            concurrency_id="model")
+def model_event(trigger, fn, inputs, outputs, api_name, description, *, queue: str = "model") -> None:
+    """An event that runs the generator: in the shared "model" queue, whose passes gan/batching.py merges, or in a
+    queue of long jobs of its own (QUEUES), so that those never fill the slots visitors' quick requests need."""
+    trigger(fn, inputs, outputs, api_name=api_name, api_description=description, concurrency_limit=QUEUES[queue],
+            concurrency_id=queue)
 
 
 def generate_tab(page: Page) -> dict:
@@ -259,7 +264,7 @@ def generate_tab(page: Page) -> dict:
 
     grid_image.select(on_pick, layout, copy_check["picked"], api_visibility="private").success(
         copy_check["fn"], copy_check["inputs"], copy_check["outputs"], api_visibility="private",
-        concurrency_limit=MODEL_QUEUE, concurrency_id="model")
+        concurrency_limit=QUEUES["search"], concurrency_id="search")
     return {"class_choice": class_choice, "truncation": truncation, "seed": seed, "count": count, "grid": grid_image,
             "layout": layout, "fn": on_generate}
 
@@ -328,7 +333,7 @@ def copy_check_section(page: Page, truncation: gr.Slider) -> dict:
     model_event(check.click, on_check, inputs, outputs, "nearest_real",
                 f"The generated image (class, seed, truncation) beside its {NEIGHBOURS} nearest training images in "
                 "evaluator features and in pixels, a verdict, and the distances with the share of real unseen images "
-                f"that lie closer to the training data (percentile). {page.class_api}")
+                f"that lie closer to the training data (percentile). {page.class_api}", queue="search")
     return {"fn": on_check, "inputs": inputs, "outputs": outputs, "picked": [copy_class, copy_seed]}
 
 
@@ -485,7 +490,8 @@ def invert_tab(page: Page) -> None:
                 "Project a picture (an image editor value: {background, layers, composite}; any size, mode or "
                 "format) into the model: the picture as the model sees it, the model's closest image, a summary, "
                 "the closest image turned into each class (one row per class), a GIF walking to the seed's image, "
-                "and the latent z and class mixture found. Bounded in steps and seconds per request.")
+                "and the latent z and class mixture found. Bounded in steps and seconds per request; one inversion "
+                "runs at a time, the next waits in a queue of its own.", queue="invert")
 
 
 def directions_tab(page: Page) -> None:

@@ -4,7 +4,7 @@
         [--out bench/results/app.json] [--plot bench/results/app.png]
 
 1. model time: a 64-image grid in-process (torch threads = all cores, glibc's allocator set as app.py sets it), eager
-   generator vs the served one (gan/inference.py), taking turns; median of repeats;
+   generator vs the optimised one (gan/inference.py, as gan.generate and the server run it), taking turns, median;
 2. cold start: from starting `python app.py` to the first answered `/generate`;
 3. for 1, 8 and 32 concurrent gradio_client clients (each its own session, as visitors are), `/generate` of 16 images
    and `/quiz_round`: latency p50 / p95 (with the client's default download of the returned files), requests/s;
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from bench.generation import paired_times  # noqa: E402
 from bench.report import report  # noqa: E402
 from gan.models import load_generator  # noqa: E402
-from gan.inference import optimize, tune_malloc_for_serving  # noqa: E402
+from gan.inference import tune_malloc_for_serving  # noqa: E402
 
 ENDPOINTS = {"/generate": lambda model, class_name, i: (model, class_name, i, 16, 1.0),
              "/quiz_round": lambda model, class_name, i: (model, "single")}
@@ -46,14 +46,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def model_time(model: str, repeats: int) -> dict:
-    """Median wall time of generating 64 images in-process: the eager generator and the served one, in turns."""
-    eager = load_generator(model)
-    times = paired_times({"eager": eager, "optimised": optimize(eager)}, 64, repeats)
+    """Median wall time of generating 64 images in-process: the eager generator and the optimised one that gan.generate
+    and the server use, in turns."""
+    times = paired_times(load_generator(model), 64, repeats)
     medians = {name: 1000 * statistics.median(values) for name, values in times.items()}
     return {"images": 64, "threads": torch.get_num_threads(), "repeats": repeats,
             **{f"{name}_median_ms": ms for name, ms in medians.items()},
             **{f"{name}_best_ms": 1000 * min(values) for name, values in times.items()},
-            "speedup": medians["eager"] / medians["optimised"]}
+            "speedup": medians["eager"] / medians["library"]}
 
 
 def free_port() -> int:

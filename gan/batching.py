@@ -5,18 +5,51 @@ wait for the next one, which then takes all of their images together (up to `max
 load instead of latency: at 32 waiting requests of 16 images, one pass of 256 images costs far less than 32 passes
 of 16 (per-call overheads dominate small batches on CPU). A request is never split across passes unless it is
 larger than `max_images`, and each caller gets exactly its own rows back, in order.
+
+Long jobs on the same cores (an inversion's hundreds of gradient steps) would otherwise share them with every pass
+and double a visitor's wait: they call `BatchedGenerator.turns.wait()` between their steps, which lets any pass that
+waits or runs go first (`Turns`).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from .models import class_weights
+
+
+class Turns:
+    """Interactive work first: while any interactive call is in flight, long jobs pause between their steps.
+    A job waits at most `max_wait` seconds per step, so under endless interactive load it is slowed, never starved."""
+
+    def __init__(self, max_wait: float = 0.5):
+        self.max_wait = max_wait
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    @contextmanager
+    def interactive(self) -> Iterator[None]:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.notify_all()
+
+    def wait(self) -> None:
+        """Called by a long job between its steps: returns once no interactive call is in flight (or after max_wait)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=self.max_wait)
 
 
 class BatchedGenerator(nn.Module):
@@ -31,6 +64,7 @@ class BatchedGenerator(nn.Module):
         self._requests: queue.SimpleQueue[tuple[torch.Tensor, torch.Tensor, Future]] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self.turns = Turns()  # requests here are the interactive work; long jobs wait for them between steps
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # Class indices become class weights here, so requests with indices and with mixtures can share a pass.
@@ -40,8 +74,9 @@ class BatchedGenerator(nn.Module):
                               for i in range(0, len(z), self.max_images)])
         done: Future = Future()
         self._ensure_worker()
-        self._requests.put((z.detach().cpu(), weights.detach().cpu(), done))
-        return done.result()
+        with self.turns.interactive():
+            self._requests.put((z.detach().cpu(), weights.detach().cpu(), done))
+            return done.result()
 
     def _ensure_worker(self) -> None:
         with self._start_lock:

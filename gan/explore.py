@@ -166,8 +166,9 @@ def project(model: DemoModel, picture: object, walk_seed: object,
     target = load_user_image(picture, generator.model_config, framing=kept.framing)
     evaluator = evaluator_of(model)
     # Gradients flow through the eager model: the optimised one is inference-only.
+    # Between its steps the search lets visitors' generation passes go first (gan/batching.py, Turns).
     found = invert(generator, target, evaluator=evaluator, steps=INVERT_STEPS, max_seconds=INVERT_SECONDS,
-                   progress=progress)
+                   progress=progress, pause=model.fast.turns.wait)
     morphs = class_morphs(model.fast, found, frames=MORPH_FRAMES)
     grid = image_grid(morphs.reshape(-1, *morphs.shape[2:]), rows=len(morphs))
     walk = list(walk_to_seed(model.fast, found, walk_seed, frames=WALK_FRAMES))

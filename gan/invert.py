@@ -13,6 +13,7 @@ give the same answer (the learning-rate schedule counts steps, never the clock),
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import math
 import sys
@@ -268,9 +269,11 @@ class _Objective:
 
 def invert(generator: nn.Module, image: np.ndarray, *, evaluator: nn.Module | None = None,
            steps: int = DEFAULT_STEPS, max_seconds: float = DEFAULT_SECONDS, seed: int = 0,
-           progress: Callable[[float], None] | None = None) -> Inversion:
+           progress: Callable[[float], None] | None = None, pause: Callable[[], None] | None = None) -> Inversion:
     """Find the z and class mixture whose image is closest to `image` (uint8 (H, W, C), e.g. from
-    `load_user_image`); at most `steps` Adam steps and about `max_seconds`; `progress(fraction)` as it goes."""
+    `load_user_image`); at most `steps` Adam steps and about `max_seconds`; `progress(fraction)` as it goes;
+    `pause()` before each step (a server lets its visitors' requests go first there; the time counts)."""
+    _first_optimizer_imports()  # once per process, before the clock starts
     started = time.perf_counter()
     config = generator.model_config
     if image.shape != (config.image_size, config.image_size, config.channels) or image.dtype != np.uint8:
@@ -282,12 +285,14 @@ def invert(generator: nn.Module, image: np.ndarray, *, evaluator: nn.Module | No
         check_evaluator_fits(evaluator, config)
     target = to_model_range(torch.tensor(image).permute(2, 0, 1)[None].contiguous())  # (1, C, H, W), a copy
     report = progress or (lambda fraction: None)
+    pause = pause or (lambda: None)
     report(0.0)
     with _eval_mode(generator, evaluator):
         objective = _Objective(target, evaluator)
+        pause()
         z, logits = _best_starts(generator, objective, check_seed(seed))
-        z, logits, taken = _optimise(generator, objective, z, logits, steps=steps,
-                                     deadline=started + max_seconds, started=started, report=report)
+        z, logits, taken = _optimise(generator, objective, z, logits, steps=steps, deadline=started + max_seconds,
+                                     started=started, report=report, pause=pause)
     weights = logits.softmax(dim=0)
     reconstruction = generate_from_latents(generator, z[None], weights[None])[0]
     verdict = None if evaluator is None else int(predict(evaluator, reconstruction[None])[0])
@@ -296,6 +301,13 @@ def invert(generator: nn.Module, image: np.ndarray, *, evaluator: nn.Module | No
                      mixture_class=int(weights.argmax()), evaluator_class=verdict,
                      pixel_error=float(np.abs(reconstruction.astype(np.float64) - image).mean()),
                      steps=taken, seconds=time.perf_counter() - started)
+
+
+@functools.cache
+def _first_optimizer_imports() -> None:
+    """The first torch.optim.Adam of a process imports torch._dynamo: ~2 s, and 30 s was seen on a busy machine, which
+    would eat a whole time-capped search (0 steps). Paid here, outside the search's clock."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 @torch.no_grad()
@@ -312,13 +324,14 @@ def _best_starts(generator: nn.Module, objective: _Objective, seed: int) -> tupl
 
 
 def _optimise(generator: nn.Module, objective: _Objective, z: torch.Tensor, logits: torch.Tensor, *, steps: int,
-              deadline: float, started: float, report: Callable[[float], None]):
+              deadline: float, started: float, report: Callable[[float], None], pause: Callable[[], None]):
     """Adam on z and the class logits of each start side by side; returns the best start's (z, logits), steps."""
     z, logits = z.clone().requires_grad_(), logits.clone().requires_grad_()
     optimizer = torch.optim.Adam([{"params": [z], "lr": Z_LR}, {"params": [logits], "lr": LOGIT_LR}])
     base_rates = [group["lr"] for group in optimizer.param_groups]
     taken, step_seconds = 0, 0.0
     for step in range(steps):
+        pause()
         now = time.perf_counter()
         # Stop while one more step and the final pick (about another) still fit: the cap is on the whole request.
         if now + 2 * step_seconds >= deadline:

@@ -90,10 +90,13 @@ class Generator(nn.Module, HubModelMixin):
         return self.to_pixels(self.out_conv(F.relu(self.out_norm(h))))  # (B, channels, H, W)
 
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        """The output layer: tanh, scaled by output_gain and clamped, so that pure white and black are reachable.
-        A clamped pixel passes no gradient; D only sees it where it already matches the data's extreme."""
-        gain = self.model_config.output_gain
-        return torch.tanh(x) if gain == 1.0 else (gain * torch.tanh(x)).clamp(-1.0, 1.0)
+        return output_layer(x, self.model_config.output_gain)
+
+
+def output_layer(x: torch.Tensor, gain: float) -> torch.Tensor:
+    """The output layer: tanh, scaled by output_gain and clamped, so that pure white and black are reachable.
+    A clamped pixel passes no gradient; D only sees it where it already matches the data's extreme."""
+    return torch.tanh(x) if gain == 1.0 else (gain * torch.tanh(x)).clamp(-1.0, 1.0)
 
 
 class DiscriminatorBlock(nn.Module):

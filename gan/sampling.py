@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 
 from .errors import GanError
+from .inference import can_optimize, optimized
 
 TRUNCATION_BOUND = 3.0  # components of z beyond this many standard deviations are resampled
 MAX_SEED = 2**32 - 1  # RandomState accepts seeds in [0, 2**32)
@@ -107,24 +108,30 @@ def generate(
     truncation: float = 1.0,
     *,
     batch_size: int = 64,
+    fast: bool = True,
 ) -> np.ndarray:
-    """Images (N, H, W, C) uint8 for N (class, seed) pairs; classes may be indices or (N, K) class mixtures."""
+    """Images (N, H, W, C) uint8 for N (class, seed) pairs; classes may be indices or (N, K) class mixtures.
+    fast: run the inference-optimised copy of the generator (gan/inference.py; same pixels within one grey level,
+    built once per weights) where it applies; False runs the generator's own forward."""
     if len(classes) != len(seeds):
         raise GanError(f"got {len(classes)} classes for {len(seeds)} seeds; give one class per seed")
     config = generator.model_config
     z = latents_from_seeds(seeds, config.latent_dim, truncation)
     labels = classes if isinstance(classes, torch.Tensor) else torch.tensor(list(classes), dtype=torch.long)
-    return generate_from_latents(generator, z, labels, batch_size=batch_size)
+    return generate_from_latents(generator, z, labels, batch_size=batch_size, fast=fast)
 
 
 @torch.no_grad()
 def generate_from_latents(
-    generator: nn.Module, z: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 64
+    generator: nn.Module, z: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 64, fast: bool = True
 ) -> np.ndarray:
-    """Run the generator in eval mode (so an image never depends on its batch) in chunks; uint8 (N, H, W, C)."""
+    """Run the generator in eval mode (so an image never depends on its batch) in chunks; uint8 (N, H, W, C).
+    fast: as in `generate`."""
     config = generator.model_config
     if len(z) == 0:
         return np.zeros((0, config.image_size, config.image_size, config.channels), dtype=np.uint8)
+    if fast and can_optimize(generator):
+        generator = optimized(generator)  # always in eval form; the caller's generator keeps its mode
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
@@ -197,8 +204,10 @@ def interpolate(
     *,
     mode: str = "slerp",
     truncation: float = 1.0,
+    fast: bool = True,
 ) -> np.ndarray:
-    """Frames (steps, H, W, C) walking from (class, seed) `start` to `end`; the class condition is blended too."""
+    """Frames (steps, H, W, C) walking from (class, seed) `start` to `end`; the class condition is blended too.
+    fast: as in `generate`."""
     if mode not in ("slerp", "lerp"):
         raise GanError(f"interpolation mode must be 'slerp' or 'lerp', not {mode!r}")
     if not 2 <= steps <= 256:
@@ -211,4 +220,4 @@ def interpolate(
     z[0], z[-1] = z0, z1  # exact endpoints: the first and last frames equal generate()'s images
     onehot = torch.eye(config.num_classes)
     mixtures = torch.lerp(onehot[class0], onehot[class1], t[:, None])  # (steps, K): class weights blend linearly
-    return generate_from_latents(generator, z, mixtures)
+    return generate_from_latents(generator, z, mixtures, fast=fast)

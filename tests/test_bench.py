@@ -36,8 +36,18 @@ def test_app_benchmark_runs(tmp_path):
     assert [(r["endpoint"], r["clients"]) for r in results["load"]] == [
         ("/generate", 1), ("/generate", 2), ("/quiz_round", 1), ("/quiz_round", 2)]
     assert all(r["requests"] >= 2 and r["p95_ms"] >= r["p50_ms"] > 0 for r in results["load"])
-    assert results["model_time_64"]["eager_median_ms"] > 0 and results["model_time_64"]["optimised_median_ms"] > 0
+    assert results["model_time_64"]["eager_median_ms"] > 0 and results["model_time_64"]["library_median_ms"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fairness_benchmark_runs(tmp_path):
+    out = tmp_path / "fairness.json"
+    result = run([sys.executable, str(REPO / "bench" / "app_fairness.py"), "--quick", "--inverters", "1",
+                  "--out", str(out)], timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["alone"]["calls"] == results["beside_inversions"]["calls"] == 3
+    assert results["p50_ratio"] > 0 and results["beside_inversions"]["inverters"] == 1
 
 
 # Two halves, so that test workers (-n) train them side by side; together they are every recipe of bench/recipes.py.
@@ -77,7 +87,7 @@ def test_generation_benchmark_runs(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     runs = json.loads(out.read_text())["runs"]
     assert [(r["image_size"], r["images"]) for r in runs] == [(28, 1), (28, 4), (32, 1), (32, 4)]
-    assert all(r["eager_median_ms"] > 0 and r["optimised_median_ms"] > 0 for r in runs)
+    assert all(r["eager_median_ms"] > 0 and r["library_median_ms"] > 0 for r in runs)
 
 
 def test_realism_curves_read_a_runs_evaluations(tmp_path):

@@ -14,7 +14,7 @@ from gan.batching import BatchedGenerator
 from gan.config import ModelConfig
 from gan.errors import GanError
 from gan.models import load_generator
-from gan.inference import optimize, upsampled_conv_kernel
+from gan.inference import can_optimize, optimize, optimized, upsampled_conv_kernel
 from gan.models import Generator
 from gan.sampling import generate, interpolate, latent_from_seed
 
@@ -64,14 +64,14 @@ def test_optimised_generator_draws_the_same_pixels(name):
     fast = optimize(generator)
     classes = [c % generator.model_config.num_classes for c in range(12)]
     for psi in (1.0, 0.7, 0.3):
-        eager, optimised = generate(generator, classes, range(12), psi), generate(fast, classes, range(12), psi)
+        eager = generate(generator, classes, range(12), psi, fast=False)
+        optimised = generate(fast, classes, range(12), psi)
         assert optimised.shape == eager.shape
         difference = np.abs(eager.astype(int) - optimised.astype(int))
         assert difference.max() <= 1 and (difference > 0).mean() < 0.01, (psi, difference.max())
     # Class mixtures (interpolation) too.
-    for model in (generator, fast):
-        model.frames = interpolate(model, (0, 3), (1, 4), 5, truncation=0.8)
-    assert np.abs(generator.frames.astype(int) - fast.frames.astype(int)).max() <= 1
+    eager = interpolate(generator, (0, 3), (1, 4), 5, truncation=0.8, fast=False)
+    assert np.abs(eager.astype(int) - interpolate(fast, (0, 3), (1, 4), 5, truncation=0.8).astype(int)).max() <= 1
 
 
 def test_the_shipped_model_is_served_with_its_own_pixels():
@@ -79,7 +79,7 @@ def test_the_shipped_model_is_served_with_its_own_pixels():
     fast = optimize(generator)
     classes, seeds = list(range(10)) * 3, list(range(100, 130))
     for psi in (1.0, 0.5):
-        difference = np.abs(generate(generator, classes, seeds, psi).astype(int)
+        difference = np.abs(generate(generator, classes, seeds, psi, fast=False).astype(int)
                             - generate(fast, classes, seeds, psi).astype(int))
         assert difference.max() <= 1
 
@@ -92,6 +92,57 @@ def test_optimising_leaves_the_original_as_it_was():
     assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())
     fast.train()  # generate() toggles modes around its call: the optimised copy stays in eval form
     assert not fast.training
+
+
+def test_the_library_draws_with_a_cached_optimised_copy_rebuilt_when_weights_change():
+    generator = trained_looking(CONFIGS["32px RGB, output gain"]).train()
+    classes, seeds = [0, 1, 2, 0], [5, 6, 7, 8]
+    passes = []
+    original_forward = Generator.forward
+    Generator.forward = lambda self, *a: passes.append(1) or original_forward(self, *a)
+    try:
+        first = generate(generator, classes, seeds)
+        assert passes == []  # the optimised copy drew them, not the generator's own forward
+        copy = optimized(generator)
+        assert optimized(generator) is copy  # built once per weights
+        eager = generate(generator, classes, seeds, fast=False)
+        assert passes == [1]
+        assert np.abs(first.astype(int) - eager.astype(int)).max() <= 1
+        assert generator.training  # the caller's mode is left as it was
+        with torch.no_grad():  # an in-place update, as an optimizer or EMA step makes
+            generator.out_conv.bias.add_(0.5)
+        assert optimized(generator) is not copy
+        changed = generate(generator, classes, seeds)
+        assert np.abs(changed.astype(int) - generate(generator, classes, seeds, fast=False).astype(int)).max() <= 1
+        assert np.abs(changed.astype(int) - first.astype(int)).max() > 10
+        generator.load_state_dict(trained_looking(CONFIGS["32px RGB, output gain"], seed=1).state_dict())
+        assert optimized(generator) is not copy
+    finally:
+        Generator.forward = original_forward
+
+
+def test_the_cached_copy_goes_with_its_generator():
+    import gc
+    import weakref
+
+    generator = trained_looking(CONFIGS["28px grey, 2 blocks"])
+    copy = weakref.ref(optimized(generator))
+    del generator
+    gc.collect()
+    assert copy() is None  # a script that loads many models keeps no copies of dropped ones
+
+
+def test_only_a_plain_fp32_cpu_generator_is_optimised():
+    class Tinted(Generator):  # a subclass may change forward: the rewrite would not be exact
+        def forward(self, z, labels):
+            return super().forward(z, labels).clamp(-1.0, 0.0)
+
+    config = CONFIGS["28px grey, 2 blocks"]
+    assert can_optimize(trained_looking(config))
+    assert not can_optimize(Tinted(config).eval())
+    assert not can_optimize(trained_looking(config).double())
+    tinted = Tinted(config).eval()
+    assert generate(tinted, [0, 1], [0, 1]).max() <= 128  # its own forward ran
 
 
 class Gate(torch.nn.Module):
@@ -134,7 +185,34 @@ def test_concurrent_callers_share_passes_and_each_gets_its_own_images():
         thread.join(timeout=60)
     assert gate.batch_sizes == [1, sum(len(s) for _, s in requests[1:])]  # two passes for nine callers
     for i, (classes, seeds) in enumerate(requests):
-        assert np.abs(results[i].astype(int) - generate(generator, classes, seeds, 0.9).astype(int)).max() <= 1
+        eager = generate(generator, classes, seeds, 0.9, fast=False)
+        assert np.abs(results[i].astype(int) - eager.astype(int)).max() <= 1
+
+
+def test_long_jobs_wait_between_steps_while_a_pass_waits_or_runs():
+    generator = trained_looking(CONFIGS["28px grey, 2 blocks"])
+    gate = Gate(optimize(generator))
+    batched = BatchedGenerator(gate)
+    batched.turns.max_wait = 60.0
+    batched.turns.wait()  # nothing in flight: returns at once
+    visitor = threading.Thread(target=generate, args=(batched, [0, 1], [0, 1]))
+    visitor.start()
+    assert gate.started.wait(timeout=60)
+    job_resumed = threading.Event()
+    job = threading.Thread(target=lambda: (batched.turns.wait(), job_resumed.set()))
+    job.start()
+    assert not job_resumed.wait(timeout=0.2)  # the long job holds off while the visitor's pass runs...
+    gate.open.set()
+    visitor.join(timeout=60)
+    assert job_resumed.wait(timeout=60)  # ...and goes on once it is answered
+    job.join(timeout=60)
+
+
+def test_a_long_job_is_slowed_never_starved():
+    turns = BatchedGenerator(trained_looking(CONFIGS["28px grey, 2 blocks"])).turns
+    turns.max_wait = 0.01
+    with turns.interactive():  # an interactive call that never ends
+        turns.wait()  # returns after max_wait
 
 
 def test_passes_never_exceed_max_images_and_large_requests_are_split():
