@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gan.extras import require_extra
@@ -27,10 +27,10 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, DemoModel, ModelRegistry, class_index_list,  # noqa: E402
-                      describe, enlarge_factor, generate_images, grid_scale, interpolation_frames, machine_judge,
-                      model_files, model_label, model_record, random_seed, samples_caption, shared_view, SharedView,
-                      tile_at, write_grid)
+from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, SWEEP_STEPS, DemoModel, ModelRegistry,  # noqa: E402
+                      class_index_list, describe, enlarge_factor, generate_images, grid_scale, images_archive,
+                      interpolation_frames, machine_judge, model_files, model_label, model_record, random_seed,
+                      samples_caption, shared_view, SharedView, single_image, tile_at, truncation_sweep, write_grid)
 from gan.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
 from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
@@ -172,6 +172,31 @@ def user_errors(function):
     return wrapper
 
 
+def name_unreadable_files(demo: gr.Blocks) -> gr.Blocks:
+    """File inputs that Gradio cannot take in (the wrong shape for an image editor's value, a server path that was
+    never uploaded, a URL it may not fetch) fail before any component or handler code runs, with the anonymous
+    "upstream app has raised an exception": say instead which input it was and what to send. (Wrapped on this
+    instance, not patched into Gradio: other Blocks in the process keep Gradio's own behaviour.)"""
+    gradio_preprocess_data = demo.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, *args, **kwargs):
+        try:
+            return await gradio_preprocess_data(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except ValueError as error:  # pydantic's ValidationError, Gradio's InvalidPathError and URL checks among them
+            files = [block for block in block_fn.inputs if getattr(block, "data_model", None)]
+            if not files:
+                raise
+            names = " or ".join(f"'{getattr(block, 'label', None) or 'file'}'" for block in files)
+            raise gr.Error(f"{names}: not a file this app can take. Send a file from your machine (gradio_client's "
+                           "handle_file(path)); an image editor takes {'background': handle_file(path), 'layers': "
+                           "[], 'composite': None}, and /invert_image a plain image file.") from None
+
+    demo.preprocess_data = preprocess_data
+    return demo
+
+
 @dataclass
 class Page:
     """What every tab's builder needs: the models, the picker, and the first model (loaded before visitors come)."""
@@ -179,6 +204,9 @@ class Page:
     registry: ModelRegistry
     model_name: gr.Dropdown
     first: DemoModel
+    # Every class input with its default (ALL_CLASSES, or a position in the class list): a model switch offers the
+    # new model's classes in each of them.
+    class_inputs: list[tuple[gr.Dropdown, str | int]] = field(default_factory=list)
 
     @property
     def class_api(self) -> str:
@@ -189,11 +217,16 @@ class Page:
         return gr.Examples(examples, inputs, outputs, fn=fn, cache_examples=False, run_on_click=True,
                            api_visibility="private", label="Examples (the default model)", example_labels=labels)
 
-
-def class_dropdown(choices, value, label) -> gr.Dropdown:
-    # allow_custom_value: Gradio would check API values against the choices of the page's first model; the
-    # handlers check them against the chosen model instead (names or indices).
-    return gr.Dropdown(choices, value=value, label=label, allow_custom_value=True)
+    def class_dropdown(self, label: str, default: str | int = 0) -> gr.Dropdown:
+        """A class input of the first model's classes (default: ALL_CLASSES, offered first, or a position)."""
+        names = self.first.class_names
+        choices = [ALL_CLASSES, *names] if default == ALL_CLASSES else names
+        value = ALL_CLASSES if default == ALL_CLASSES else names[default]
+        # allow_custom_value: Gradio would check API values against the choices of the page's first model; the
+        # handlers check them against the chosen model instead (names or indices).
+        dropdown = gr.Dropdown(choices, value=value, label=label, allow_custom_value=True)
+        self.class_inputs.append((dropdown, default))
+        return dropdown
 
 
 def seed_input(value, label) -> gr.Number:
@@ -223,7 +256,7 @@ def generate_tab(page: Page) -> dict:
 
     names = page.first.class_names
     with gr.Row():
-        class_choice = class_dropdown([ALL_CLASSES, *names], ALL_CLASSES, "Class")
+        class_choice = page.class_dropdown("Class", ALL_CLASSES)
         seed = seed_input(0, "Seed (first of consecutive seeds)")
         dice = gr.Button("Random seed", scale=0)
     with gr.Row():
@@ -237,6 +270,8 @@ def generate_tab(page: Page) -> dict:
                           interactive=False, buttons=["download", "fullscreen"], elem_classes="pixel-grid",
                           elem_id="generate-grid")
     link = gr.Markdown(elem_id="share-link")
+    download = gr.DownloadButton("Download these images (zip: a PNG each at its own pixels)", size="sm",
+                                 elem_id="download-images")
     with gr.Accordion("Which image is which (tile layout)", open=False):
         layout = gr.JSON(label="Tile layout")
     inputs, outputs = [page.model_name, class_choice, seed, count, truncation], [grid_image, layout]
@@ -250,7 +285,18 @@ def generate_tab(page: Page) -> dict:
                 f"tile_size, padding; class and seed of each tile, row by row). {page.class_api}")
     # The link to exactly these images, written once they are shown (its query opens the page on them: see on_open).
     layout.change(share_link, inputs, link, api_visibility="private", queue=False)
+
+    @user_errors
+    def on_archive(model_name, class_choice, seed, count, truncation):
+        return str(images_archive(page.registry.get(model_name), class_choice, seed, count, truncation))
+
+    # The page fills the button once the grid is shown; API callers ask /images directly (same inputs as /generate).
+    model_event(layout.change, on_archive, inputs, download, "images",
+                "The images of /generate as one zip: a PNG per image at its own pixels (named by position, class and "
+                f"seed) and layout.json (the tile layout, the model and psi). {page.class_api}")
     dice.click(random_seed, None, seed, api_name="random_seed", queue=False)
+    with gr.Accordion("One image: download it at its own pixels, see it across ψ", open=False):
+        one_image = one_image_section(page, truncation)
     with gr.Accordion("Is it copying? An image beside its nearest training images", open=True):
         copy_check = copy_check_section(page, truncation)
 
@@ -260,9 +306,9 @@ def generate_tab(page: Page) -> dict:
         if tile is None:
             raise gr.Error("click on an image of the grid (not between images)")
         chosen = layout_value["tiles"][tile]
-        return chosen["class"], chosen["seed"]
+        return chosen["class"], chosen["seed"], chosen["class"], chosen["seed"]
 
-    grid_image.select(on_pick, layout, copy_check["picked"], api_visibility="private").success(
+    grid_image.select(on_pick, layout, copy_check["picked"] + one_image["picked"], api_visibility="private").success(
         copy_check["fn"], copy_check["inputs"], copy_check["outputs"], api_visibility="private",
         concurrency_limit=QUEUES["search"], concurrency_id="search")
     return {"class_choice": class_choice, "truncation": truncation, "seed": seed, "count": count, "grid": grid_image,
@@ -299,6 +345,45 @@ def wire_shared_links(demo: gr.Blocks, page: Page, generate: dict) -> None:
               api_visibility="private", concurrency_limit=MODEL_QUEUE, concurrency_id="model")
 
 
+def one_image_section(page: Page, truncation: gr.Slider) -> dict:
+    """One (class, seed): its PNG at its own pixels, and the same seed across psi (a truncation sweep)."""
+
+    @user_errors
+    def on_image(model_name, class_choice, seed, truncation):
+        image, stem = single_image(page.registry.get(model_name), class_choice, seed, truncation)
+        return str(write_png(image, stem=stem))
+
+    @user_errors
+    def on_sweep(model_name, class_choice, seed, steps):
+        grid, psis = truncation_sweep(page.registry.get(model_name), class_choice, seed, steps)
+        caption = f"ψ, left to right: {', '.join(f'{psi:g}' for psi in psis)}"
+        return str(write_grid(grid)), psis, caption
+
+    gr.Markdown("Click an image in the grid above, or choose a class and seed. Lower ψ draws the noise closer to "
+                "its centre: more typical, plainer images; 1 is the model's full variety.")
+    with gr.Row():
+        one_class = page.class_dropdown("Class")
+        one_seed = seed_input(0, "Seed")
+        steps = checked_number(gr.Slider(*SWEEP_STEPS, value=10, step=1, label="Values of ψ in the sweep"),
+                               whole=True)
+        show = gr.Button("Show this image")
+    image_file = gr.DownloadButton("Download this image (PNG at its own pixels, at the ψ above)", size="sm",
+                                   elem_id="download-image")
+    sweep = gr.Image(label="The same seed as ψ grows, left to right", type="filepath", format="png",
+                     interactive=False, elem_classes="pixel-grid", elem_id="truncation-sweep")
+    caption = gr.Markdown()
+    psis = gr.JSON(visible=False, label="ψ values")
+    model_event(show.click, on_image, [page.model_name, one_class, one_seed, truncation], image_file, "image",
+                f"One image (class, seed, truncation) as a PNG at its own pixels, named after what it shows. "
+                f"{page.class_api}")
+    model_event(show.click, on_sweep, [page.model_name, one_class, one_seed, steps], [sweep, psis, caption],
+                "truncation_sweep",
+                f"One seed's image at psi = 1/steps, 2/steps, ..., 1 ({SWEEP_STEPS[0]}-{SWEEP_STEPS[1]} steps), left "
+                f"to right in one PNG (layout as /generate's, one row), the psi values, and a caption. "
+                f"{page.class_api}")
+    return {"picked": [one_class, one_seed]}
+
+
 def copy_check(model: DemoModel, class_choice, seed, psi, progress: gr.Progress) -> tuple[str, CopyCheck]:
     """gan/explore.check_copy with its progress on the page (the first check of a model builds its index), and the
     picture as a PNG path."""
@@ -320,9 +405,8 @@ def copy_check_section(page: Page, truncation: gr.Slider) -> dict:
     gr.Markdown("Click an image in the grid above, or choose a class and seed: its nearest training images are "
                 "found among all of the model's training data, and its distance is compared with how close real "
                 "images the model never saw come to the training data.")
-    names = page.first.class_names
     with gr.Row():
-        copy_class = class_dropdown(names, names[0], "Class of the image to check")
+        copy_class = page.class_dropdown("Class of the image to check")
         copy_seed = seed_input(0, "Its seed")
         check = gr.Button("Find its nearest training images")
     picture = gr.Image(label="The image, then its nearest training images (top: by features; bottom: by pixels)",
@@ -337,7 +421,7 @@ def copy_check_section(page: Page, truncation: gr.Slider) -> dict:
     return {"fn": on_check, "inputs": inputs, "outputs": outputs, "picked": [copy_class, copy_seed]}
 
 
-def interpolate_tab(page: Page) -> dict:
+def interpolate_tab(page: Page) -> None:
     """A walk from one (class, seed) to another: frames and their GIF."""
 
     @user_errors
@@ -348,9 +432,9 @@ def interpolate_tab(page: Page) -> dict:
 
     names = page.first.class_names
     with gr.Row():
-        start_class = class_dropdown(names, names[0], "From class")
+        start_class = page.class_dropdown("From class")
         start_seed = seed_input(0, "From seed")
-        end_class = class_dropdown(names, names[-1], "To class")
+        end_class = page.class_dropdown("To class", -1)
         end_seed = seed_input(1, "To seed")
     with gr.Row():
         steps = checked_number(gr.Slider(2, MAX_FRAMES, value=16, step=1, label="Steps"), whole=True)
@@ -368,7 +452,6 @@ def interpolate_tab(page: Page) -> dict:
                              [f"{a} seed {s} → {b} seed {e}, {n} steps, {m}" for _, a, s, b, e, n, m, _ in examples])
     model_event(walk.click, on_interpolate, inputs, [frames, animation], "interpolate",
                 f"Frames from (class, seed) to (class, seed) and their GIF. {page.class_api}")
-    return {"start_class": start_class, "end_class": end_class}
 
 
 def quiz_tab(page: Page, quizzes: QuizRegistry) -> None:
@@ -492,6 +575,14 @@ def invert_tab(page: Page) -> None:
                 "the closest image turned into each class (one row per class), a GIF walking to the seed's image, "
                 "and the latent z and class mixture found. Bounded in steps and seconds per request; one inversion "
                 "runs at a time, the next waits in a queue of its own.", queue="invert")
+    # Scripts send a plain image file (handle_file("photo.jpg")) to /invert_image; the editor stays for the page.
+    picture_file = gr.File(label="A picture file", type="filepath", visible=False)
+    run_file = gr.Button(visible=False)
+    model_event(run_file.click, on_invert, [page.model_name, picture_file, walk_seed],
+                [seen, found, summary, morphs, walk, record], "invert_image",
+                "As /invert, for a plain image file (PNG, JPEG incl. EXIF-rotated and CMYK, WebP, GIF, BMP, TIFF, "
+                "16-bit, transparent): the picture as the model sees it, the closest image, a summary, the class "
+                "morphs, the walk GIF and the latent z and class mixture.", queue="invert")
 
 
 def directions_tab(page: Page) -> None:
@@ -508,9 +599,8 @@ def directions_tab(page: Page) -> None:
 
     gr.Markdown("The directions in the noise along which this model's images vary most (principal components of its "
                 "first layer, as in GANSpace). Move a slider to push the image along one; 0 is the image itself.")
-    names = page.first.class_names
     with gr.Row():
-        class_choice = class_dropdown(names, names[0], "Class")
+        class_choice = page.class_dropdown("Class")
         seed = seed_input(0, "Seed")
         psi = truncation_slider(page.first.default_truncation, "Truncation ψ")
     labels = directions_caption(page.first)
@@ -542,33 +632,29 @@ def model_tab(page: Page) -> dict:
     return {"info": info, "samples": samples, "timelapse": timelapse}
 
 
-def wire_model_picker(page: Page, generate: dict, interpolate: dict, model: dict) -> None:
-    """Switching models shows the new one and offers exactly its classes, keeping the chosen ones where the new model
-    has them (an example or a shared link that sets the model and a class at once keeps its class), and the chosen
-    truncation."""
+def wire_model_picker(page: Page, model: dict) -> None:
+    """Switching models shows the new one and offers exactly its classes in every class input, keeping the chosen
+    ones where the new model has them (an example or a shared link that sets the model and a class at once keeps its
+    class), and the chosen truncation."""
+    dropdowns = [dropdown for dropdown, _ in page.class_inputs]
 
     @user_errors
-    def on_model(model_name, class_value=None, start_value=None, end_value=None):
+    def on_model(model_name, *class_values):
         chosen = page.registry.get(model_name)
         samples, timelapse = model_files(chosen)
         names = chosen.class_names
 
-        def keep(value, default):
-            return value if value in names or value == ALL_CLASSES and default == ALL_CLASSES else default
-
-        def classes(choices, value):
-            return gr.update(choices=choices, value=value)
+        def offer(value, default):
+            if default == ALL_CLASSES:
+                return gr.update(choices=[ALL_CLASSES, *names], value=value if value in names else ALL_CLASSES)
+            return gr.update(choices=names, value=value if value in names else names[default])
 
         return (describe(chosen), gr.update(value=samples, label=samples_caption(chosen)), timelapse,
-                classes([ALL_CLASSES, *names], keep(class_value, ALL_CLASSES)),
-                classes(names, keep(start_value, names[0])), classes(names, keep(end_value, names[-1])))
+                *(offer(value, default) for value, (_, default) in zip(class_values, page.class_inputs)))
 
     # The page's update dicts are no API: /model_info (below) answers scripts with plain data.
-    page.model_name.change(
-        on_model, [page.model_name, generate["class_choice"], interpolate["start_class"], interpolate["end_class"]],
-        [model["info"], model["samples"], model["timelapse"], generate["class_choice"], interpolate["start_class"],
-         interpolate["end_class"]],
-        api_visibility="private")
+    page.model_name.change(on_model, [page.model_name, *dropdowns],
+                           [model["info"], model["samples"], model["timelapse"], *dropdowns], api_visibility="private")
 
     @user_errors
     def model_info(model_name: str) -> dict:
@@ -594,7 +680,7 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
         with gr.Tab("Generate"):
             generate = generate_tab(page)
         with gr.Tab("Interpolate"):
-            interpolate = interpolate_tab(page)
+            interpolate_tab(page)
         with gr.Tab("Your image"):
             invert_tab(page)
         with gr.Tab("Directions"):
@@ -605,10 +691,10 @@ def build_demo(registry: ModelRegistry, store: JudgmentStore | None = None) -> g
             stats_tab(page, store, tab)
         with gr.Tab("Model"):
             model = model_tab(page)
-        wire_model_picker(page, generate, interpolate, model)
+        wire_model_picker(page, model)
         wire_shared_links(demo, page, generate)
     demo.queue(max_size=128, default_concurrency_limit=MODEL_QUEUE)
-    return demo
+    return name_unreadable_files(demo)
 
 
 def __getattr__(name: str):

@@ -8,6 +8,7 @@ upscaling so small images stay crisp.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -28,9 +29,9 @@ from .batching import BatchedGenerator
 from .inference import optimize
 from .models import Discriminator, Generator
 from .quiz.rounds import QuizModel
-from .display import DISPLAY_SIZE, enlarge
+from .display import DISPLAY_SIZE, enlarge, png_bytes
 from .sampling import MAX_SEED, check_seed, check_truncation, generate, image_grid, interpolate, resolve_class
-from .scratch import scratch, write_png
+from .scratch import scratch, write_png, write_zip
 
 ALL_CLASSES = "All classes"
 MAX_IMAGES = 64  # images per request in single-class mode
@@ -260,6 +261,61 @@ def generate_images(model: DemoModel, class_choice: object, seed: object, count:
     padding = 2
     return Grid(image_grid(images, rows=rows, padding=padding), classes, seeds, rows, -(-len(images) // rows),
                 images.shape[1], padding)
+
+
+def file_stem(*parts: object) -> str:
+    """A download's name from what it shows ("emoji_Flags_seed3_psi0.7"): letters, digits, dots and dashes only."""
+    words = ("".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in str(part)).strip("-") for part in parts)
+    return "_".join(word for word in words if word)[:100] or "image"
+
+
+def model_name(model: DemoModel) -> str:
+    """A model's short name for file names: its folder's or repo's last part."""
+    return Path(model.source.rstrip("/")).name
+
+
+def single_image(model: DemoModel, class_choice: object, seed: object, truncation: object) -> tuple[np.ndarray, str]:
+    """One image at its own pixels (H, W, C) and a file stem naming it (model, class, seed, psi)."""
+    index = resolve_class(class_choice, model.class_names)
+    seed, psi = check_seed(seed), check_truncation(truncation)
+    image = generate(model.fast, [index], [seed], psi)[0]
+    return image, file_stem(model_name(model), model.class_names[index], f"seed{seed}", f"psi{psi:g}")
+
+
+SWEEP_STEPS = (2, 16)  # a truncation sweep shows this many images at least and at most
+
+
+def truncation_values(steps: object) -> list[float]:
+    """psi from 1/steps up to 1 in equal steps: 10 steps give 0.1, 0.2, ..., 1.0."""
+    steps = check_int(steps, *SWEEP_STEPS, "the number of psi values")
+    return [round((i + 1) / steps, 4) for i in range(steps)]
+
+
+def truncation_sweep(model: DemoModel, class_choice: object, seed: object, steps: object) -> tuple[Grid, list[float]]:
+    """One seed's image at psi from small (typical, plain) to 1 (the model's full variety), left to right."""
+    index = resolve_class(class_choice, model.class_names)
+    seed, psis = check_seed(seed), truncation_values(steps)
+    images = np.concatenate([generate(model.fast, [index], [seed], psi) for psi in psis])
+    padding = 2
+    return Grid(image_grid(images, rows=1, padding=padding), [index] * len(psis), [seed] * len(psis), 1, len(psis),
+                images.shape[1], padding), psis
+
+
+def images_archive(model: DemoModel, class_choice: object, seed: object, count: object, truncation: object) -> Path:
+    """The images of `generate_images` as a zip: one PNG per image at its own pixels, named by position, class and
+    seed, and layout.json (the grid's layout, the psi and the model)."""
+    grid = generate_images(model, class_choice, seed, count, truncation)
+    layout = grid.layout(model.class_names)
+    psi = check_truncation(truncation)
+    size = grid.tile_size + grid.padding
+    members = {}
+    for i, tile in enumerate(layout["tiles"]):
+        row, column = divmod(i, grid.columns)
+        top, left = grid.padding + row * size, grid.padding + column * size
+        image = grid.image[top : top + grid.tile_size, left : left + grid.tile_size]
+        members[f"{i:03d}_{file_stem(tile['class'], 'seed' + str(tile['seed']))}.png"] = png_bytes(image)
+    members["layout.json"] = json.dumps({**layout, "model": model.source, "truncation": psi}, indent=1).encode()
+    return write_zip(members, stem=file_stem(model_name(model), class_choice, f"seed{grid.seeds[0]}", f"psi{psi:g}"))
 
 
 def interpolation_frames(model: DemoModel, start_class: object, start_seed: object, end_class: object,

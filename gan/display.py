@@ -21,11 +21,16 @@ def enlarge(image: np.ndarray, target: int = DISPLAY_SIZE) -> np.ndarray:
     return image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image
 
 
+def png_bytes(image: np.ndarray) -> bytes:
+    """An (H, W[, C]) uint8 image as the bytes of a PNG with no metadata (PIL writes no text chunks)."""
+    buffer = io.BytesIO()
+    to_pil(image if image.ndim == 3 else image[..., None]).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def png_data_uri(image: np.ndarray) -> str:
     """An image as a data: URI of a PNG with no metadata: no file, no URL, nothing that outlives the page."""
-    buffer = io.BytesIO()
-    to_pil(image if image.ndim == 3 else image[..., None]).save(buffer, format="PNG")  # PIL writes no text chunks
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
 def images_html(images: tuple[np.ndarray, ...] | list[np.ndarray], *, labels: tuple[str, ...] = ()) -> str:

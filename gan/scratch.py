@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +39,16 @@ class Scratch:
         self.max_age_s, self.prune_every_s, self.clock = max_age_s, prune_every_s, clock
         self._last_prune, self._lock = clock(), threading.Lock()
 
-    def path(self, suffix: str) -> Path:
-        """A fresh, unguessable file name (it says nothing about the content); prunes at most every prune_every_s."""
+    def path(self, suffix: str, *, stem: str = "") -> Path:
+        """A fresh, unguessable file name, after `stem` if given (a download keeps its name: "emoji_Flags_seed3-<random>
+        .png" says what it holds); prunes at most every prune_every_s."""
         with self._lock:  # only the decision is taken under the lock: writers never wait for a prune's stat calls
             due = self.clock() - self._last_prune >= self.prune_every_s
             if due:
                 self._last_prune = self.clock()
         if due:
             self.prune()
-        return self.folder / f"{uuid.uuid4().hex}{suffix}"
+        return self.folder / f"{stem + '-' if stem else ''}{uuid.uuid4().hex}{suffix}"
 
     def prune(self) -> None:
         """Delete files older than max_age_s (subfolders, such as the models' copies, stay)."""
@@ -70,9 +72,18 @@ def scratch() -> Scratch:
     return _scratch
 
 
-def write_png(image: np.ndarray, *, scale: int = 1) -> Path:
+def write_png(image: np.ndarray, *, scale: int = 1, stem: str = "") -> Path:
     """Save an (H, W[, C]) uint8 image as a PNG (no metadata) under a fresh name; returns the path."""
-    return save_png(image if image.ndim == 3 else image[..., None], scratch().path(".png"), scale=scale)
+    return save_png(image if image.ndim == 3 else image[..., None], scratch().path(".png", stem=stem), scale=scale)
+
+
+def write_zip(members: dict[str, bytes], *, stem: str) -> Path:
+    """Save named files (name -> bytes) as one zip archive (stored: PNGs do not compress further); one download."""
+    path = scratch().path(".zip", stem=stem)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
 
 
 def write_pngs(images: list[np.ndarray]) -> list[str]:

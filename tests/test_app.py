@@ -59,7 +59,8 @@ def test_every_event_has_an_api_name(app):
     _, client, *_ = app
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/generate", "/interpolate", "/model_info", "/random_seed", "/quiz_round", "/quiz_answer",
-            "/quiz_stats", "/nearest_real", "/invert", "/directions"} <= set(endpoints)
+            "/quiz_stats", "/nearest_real", "/invert", "/invert_image", "/directions", "/images", "/image",
+            "/truncation_sweep"} <= set(endpoints)
     # The score and the answer are not inputs anywhere: they live in the server-side session state only.
     assert [p["parameter_name"] for p in endpoints["/quiz_answer"]["parameters"]] == ["model_name", "round_id", "guess"]
 
@@ -75,6 +76,46 @@ def test_generate_returns_one_png_of_the_images_asked_for_and_their_layout(app, 
     expected = generate(load_generator(model_dir), [1] * 5, [10, 11, 12, 13, 14], 0.8)
     # The served model is the optimised, batched copy: the same pixels within one grey level.
     assert len(images) == 5 and all(np.abs(a.astype(int) - e[..., 0]).max() <= 1 for a, e in zip(images, expected))
+
+
+def test_images_come_at_their_own_pixels_one_by_one_or_as_a_zip(app, model_dir):
+    import zipfile
+
+    _, client, model, _ = app
+    generator = load_generator(model_dir)
+    archive = zipfile.ZipFile(client.predict(model, "c", 4, 3, 0.6, api_name="/images"))
+    names = archive.namelist()
+    assert names == ["000_c_seed4.png", "001_c_seed5.png", "002_c_seed6.png", "layout.json"]
+    layout = json.loads(archive.read("layout.json"))
+    assert layout["truncation"] == 0.6 and [t["seed"] for t in layout["tiles"]] == [4, 5, 6]
+    expected = generate(generator, [2, 2, 2], [4, 5, 6], 0.6, fast=False)
+    for name, image in zip(names, expected):
+        with archive.open(name) as member:
+            png = Image.open(member)
+            png.load()
+        assert png.size == (28, 28) and np.abs(np.asarray(png).astype(int) - image[..., 0]).max() <= 1
+    # One image, with keyword arguments and the default model (as against a deployed Space): its own 28x28 pixels.
+    path = client.predict(class_choice="b", seed=9, truncation=0.5, api_name="/image")
+    assert "_b_seed9_psi0.5" in path and Image.open(path).size == (28, 28)
+    one = generate(generator, [1], [9], 0.5, fast=False)[0, ..., 0]
+    assert np.abs(np.asarray(Image.open(path)).astype(int) - one).max() <= 1
+
+
+def test_a_truncation_sweep_shows_one_seed_from_small_psi_to_one(app, model_dir):
+    from gradio_client.exceptions import AppError
+
+    _, client, model, _ = app
+    strip, psis, caption = client.predict(model, "a", 3, 4, api_name="/truncation_sweep")
+    assert psis == [0.25, 0.5, 0.75, 1.0] and "0.25, 0.5, 0.75, 1" in caption
+    layout = {"scale": 4, "tile_size": 28, "padding": 2, "columns": 4, "tiles": [0] * 4}
+    images = images_of((strip, layout))
+    generator = load_generator(model_dir)
+    for image, psi in zip(images, psis):
+        assert np.abs(image.astype(int) - generate(generator, [0], [3], psi, fast=False)[0, ..., 0]).max() <= 1
+    assert not (images[0] == images[-1]).all()
+    for steps in (1, 17, "ten"):
+        with pytest.raises(AppError):
+            client.predict(model, "a", 3, steps, api_name="/truncation_sweep")
 
 
 def test_equal_inputs_give_equal_images_and_other_seeds_differ(app):
@@ -292,6 +333,72 @@ def test_invert_projects_an_upload_and_bad_uploads_are_refused(app, tmp_path):
                           "damaged|not an image")):
         with pytest.raises(AppError, match=message):
             client.predict(model, bad, 4, api_name="/invert")
+
+
+def test_invert_image_takes_every_common_image_file(app, tmp_path, monkeypatch):
+    """/invert_image: a plain file, as scripts have them; each kind inverts, a broken one gets a sentence."""
+    import gan.explore
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    monkeypatch.setattr(gan.explore, "INVERT_STEPS", 2)  # the files are the point here, not the search
+    _, client, model, _ = app
+    shape = np.pad(np.full((60, 30), 255, np.uint8), 40)  # a white bar on black, 140 x 110
+    files = {}
+    for name, mode, options in (("plain.png", "L", {}), ("photo.jpg", "RGB", {"quality": 90}),
+                                ("cmyk.jpg", "CMYK", {}), ("pic.webp", "RGB", {}), ("anim.gif", "P", {}),
+                                ("old.bmp", "RGB", {}), ("scan.tiff", "RGB", {}), ("deep.png", "I;16", {}),
+                                ("clear.png", "RGBA", {})):
+        image = Image.fromarray(shape).convert(mode) if mode != "I;16" else Image.fromarray(shape.astype(np.uint16) * 257)
+        image.save(tmp_path / name, **options)
+        files[name] = tmp_path / name
+    rotated = Image.fromarray(shape).convert("RGB").rotate(90, expand=True)  # stored on its side...
+    exif = Image.Exif()
+    exif[0x0112] = 8  # ...with the EXIF tag that turns it upright: the bar stands tall again
+    rotated.save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    files["phone.jpg"] = tmp_path / "phone.jpg"
+    seen = {}
+    for name, path in files.items():
+        picture, found, summary, morphs, walk, record = client.predict(model, handle_file(str(path)), 4,
+                                                                       api_name="/invert_image")
+        assert Image.open(picture).size == (168, 168) and record["class"] in ("a", "b", "c"), name
+        seen[name] = np.asarray(Image.open(picture).convert("L")).astype(int)
+    # The phone's photo is seen upright, as the plain one (JPEG noise aside), not on its side.
+    assert np.abs(seen["phone.jpg"] - seen["photo.jpg"]).mean() < 8
+    assert np.abs(seen["phone.jpg"] - np.rot90(seen["photo.jpg"])).mean() > 30
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff" + b"\0" * 40)
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    for bad in (broken, text):
+        with pytest.raises(AppError, match="damaged|not an image"):
+            client.predict(model, handle_file(str(bad)), 4, api_name="/invert_image")
+
+
+class NotUploaded(dict):
+    """File metadata gradio_client does not upload (it reads .get("_type")) but sends as {"_type": "gradio.FileData"}:
+    a path on the server that no one uploaded, as a hostile caller sends it."""
+
+    def get(self, key, default=None):
+        return None if key == "_type" else super().get(key, default)
+
+
+def test_pictures_gradio_cannot_take_in_are_refused_by_name(app):
+    """Payloads that fail inside Gradio, before any of the app's code (found by bench/app_fuzz.py)."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    _, client, model, _ = app
+    server_file = {"path": "/etc/hostname", "meta": NotUploaded(_type="gradio.FileData")}
+    for bad in ("/etc/hostname", 3, True, [1, 2],  # not an editor value at all
+                {"background": "/etc/hostname", "layers": [], "composite": None},  # a bare path
+                {"background": {"path": "/etc/hostname"}, "layers": [], "composite": None},  # no file metadata
+                {"background": None, "layers": "none", "composite": 5},  # wrong types inside
+                {"background": server_file, "layers": [], "composite": None},  # never uploaded
+                {"background": handle_file("http://127.0.0.1:9/x.png"), "layers": [], "composite": None}):  # a URL
+        with pytest.raises(AppError, match="'Your picture': not a file this app can take"):
+            client.predict(model, bad, 4, api_name="/invert")
+    assert client.predict(model, "a", 1, 1, 1.0, api_name="/generate")  # and the server goes on
 
 
 def test_directions_edit_the_image_and_zero_leaves_it(app, model_dir):
