@@ -19,5 +19,6 @@ def test_the_app_refuses_fuzzed_calls_with_sentences(tmp_path):
     assert all(results["per_endpoint"][name]["calls"] >= 1 for name in results["endpoints"]), results["per_endpoint"]
     assert sum(results["totals"].values()) == results["calls"] + results["warmup_calls"]
     assert results["totals"]["anonymous_error"] == 0, json.dumps(results["anonymous_kinds"], indent=1)[:4000]
+    assert results["refusal_tracebacks"] == 0  # a refusal is a sentence to the caller, not a traceback in the log
     assert results["server_tracebacks"] == 0, json.dumps(
         [results["distinct_tracebacks"], results["stray_error_lines"]], indent=1)[:4000]
