@@ -261,12 +261,16 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
         [sys.executable, "-m", "gan.evaluate", "score", "--model", str(model), "--dataset", str(dataset),
          "--evaluator", str(evaluator_dir), "--per-class", "6", "--truncation", "0.7", "--cas", "--cas-epochs", "1",
          "--c2st-per-class", "70", "--threads", "1", "--write"],
-        cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120)
+        cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     scores = json.loads(result.stdout)
     assert SCORE_KEYS | {"cas", "c2st"} <= set(scores)
     # An untrained generator's noise is told from the patterns at once; 210 images a side were compared.
     assert scores["c2st"]["accuracy"] > 0.9 and scores["c2st"]["images_per_set"] == 210
+    # By default the judge trains longer while its validation split gains, as a determined outside judge would.
+    c2st_scores = scores["c2st"]
+    assert c2st_scores["settings"]["budgets"] == [20, 40, 80] and c2st_scores["epochs_to_plateau"] in (20, 40, 80)
+    assert list(c2st_scores["validation_curve"])[0] == "20"
     assert scores["num_samples"] == 18 and scores["truncation"] == 0.7 and scores["reference_split"] == "test"
     assert set(scores["class_accuracy"]["per_class"]) == set(CLASSES)
     for accuracy, images in ((scores["class_accuracy"]["overall"], 18), (scores["cas"], 30)):  # right answers / images
@@ -284,6 +288,7 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     assert json.loads((model / "metrics.json").read_text()) == scores
     card = (model / "README.md").read_text()  # the model card was regenerated with the new figures
     assert f"{scores['class_accuracy']['overall']:.4f}" in card and "## Metrics" in card and "C2ST" in card
+    assert "trained until its validation split stopped improving" in card
     assert f"| Precision of real test images (reference) | {pr['reference_precision']:.4f} |" in card
 
 
@@ -356,7 +361,7 @@ def test_score_rejects_bad_flag_values(cli_setup, capsys):
     dataset, evaluator_dir, model, _ = cli_setup
     common = ["score", "--model", str(model), "--dataset", str(dataset), "--evaluator", str(evaluator_dir)]
     for flags, words in ((["--per-class", "0"], "--per-class"), (["--truncation", "1.5"], "truncation"),
-                         (["--c2st-patience", "-1"], "--c2st-patience must not be negative")):
+                         (["--c2st-judge", "lenient"], "--c2st-judge")):
         code, errors = run_main(common + flags, capsys)
         assert code == 2 and len(errors) == 1 and words in errors[0]
 

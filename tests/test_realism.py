@@ -64,16 +64,22 @@ def test_c2st_tells_blurred_or_noised_real_images_from_real(real_sets, change):
     assert result["accuracy"] > 0.75 and result["interval_95"][0] > 0.7 and result["p_value"] < 1e-6
 
 
-def test_a_c2st_trained_to_its_plateau_stops_there_and_stays_calibrated(real_sets):
-    """With patience, the classifier trains until its validation split stops improving (the epoch cap well above
-    where that happens) and keeps its best epoch: real vs real stays at chance, blurred real is still caught."""
+def test_a_saturating_c2st_trains_longer_only_while_it_gains_and_stays_calibrated(real_sets):
+    """The saturating judge trains one-cycle runs of growing length while its validation split gains, and keeps the
+    best: real vs real stays at chance (no gain: it stops after the first), blurred real is still caught."""
     real, other = real_sets
-    until_plateau = dataclasses.replace(FAST, epochs=40, patience=3)
-    same = c2st(real, other, settings=until_plateau)
-    assert abs(same["accuracy"] - 0.5) < 0.08 and 1 <= same["epochs_to_plateau"] < 40
-    changed = c2st(real, blurred(other), settings=until_plateau)
+    saturating = dataclasses.replace(FAST, budgets=(6, 12, 24))  # its first run is the fixed FAST judge
+    same = c2st(real, other, settings=saturating)
+    assert abs(same["accuracy"] - 0.5) < 0.08 and same["epochs_to_plateau"] in (6, 12, 24)
+    assert list(same["validation_curve"])[0] == "6"
+    changed = c2st(real, blurred(other), settings=saturating)
     assert changed["accuracy"] > 0.75 and 0.5 < changed["validation_accuracy"] <= 1
-    assert changed["settings"]["patience"] == 3 and "epochs_to_plateau" not in c2st(real, other, settings=FAST)
+    curve = list(changed["validation_curve"].values())
+    # It went on exactly while a run gained min_gain over the best before it (the first always runs a second).
+    gains = [curve[i + 1] - max(curve[: i + 1]) for i in range(len(curve) - 1)]
+    assert len(curve) >= 2 and all(gain >= 0.01 for gain in gains[:-1])
+    assert len(curve) == 3 or gains[-1] < 0.01
+    assert "epochs_to_plateau" not in c2st(real, other, settings=FAST)
 
 
 def test_c2st_is_reproducible_and_takes_arrays(real_sets):
