@@ -184,16 +184,17 @@ def user_errors(function):
 def name_unreadable_files(demo: gr.Blocks) -> gr.Blocks:
     """File inputs that Gradio cannot take in (the wrong shape for an image editor's value, a server path that was
     never uploaded, a URL it may not fetch) fail before any component or handler code runs, with the anonymous
-    "upstream app has raised an exception": say instead which input it was and what to send. (Wrapped on this
+    "upstream app has raised an exception": say instead which input it was and what to send. Gradio's own refusals
+    (a value not among a radio's choices) stay sentences, without a traceback in the log. (Wrapped on this
     instance, not patched into Gradio: other Blocks in the process keep Gradio's own behaviour.)"""
     gradio_preprocess_data = demo.preprocess_data
 
     async def preprocess_data(block_fn, inputs, *args, **kwargs):
         try:
             return await gradio_preprocess_data(block_fn, inputs, *args, **kwargs)
-        except gr.Error:
-            raise
-        except ValueError as error:  # pydantic's ValidationError, Gradio's InvalidPathError and URL checks among them
+        except gr.Error as error:  # Gradio's own checks ("not in the list of choices") log a traceback otherwise
+            raise refusal(error.message) from None
+        except ValueError:  # pydantic's ValidationError, Gradio's InvalidPathError and URL checks among them
             files = [block for block in block_fn.inputs if getattr(block, "data_model", None)]
             if not files:
                 raise

@@ -318,8 +318,13 @@ def c2st_note(c2st: dict[str, Any]) -> list[str]:
     if not c2st.get("accuracy"):
         return []
     low, high = c2st["interval_95"]
-    how_long = (f", trained until its validation split stopped improving (best at epoch {c2st['epochs_to_plateau']})"
-                if "epochs_to_plateau" in c2st else f" for {c2st.get('settings', {}).get('epochs', 20)} epochs")
+    curve = c2st.get("validation_curve")
+    if curve:  # the saturating judge: one-cycle runs of growing length while a validation split still gained
+        runs = ", then ".join(f"{epochs} epochs ({accuracy:.3f})" for epochs, accuracy in curve.items())
+        how_long = (f" for {runs} of validation accuracy, longer while it still gained at least 0.01 (the best, "
+                    f"{c2st['epochs_to_plateau']} epochs, is scored),")
+    else:
+        how_long = f" for {c2st.get('settings', {}).get('epochs', 20)} epochs"
     return [f"C2ST (classifier two-sample test): a fresh small CNN trained{how_long} to tell {c2st['images_per_set']} "
             f"generated images from as many real training images scores {c2st['accuracy']:.3f} on the "
             f"{c2st['tested_images']} it did not train on (95% interval {low:.3f}-{high:.3f}; 0.5 = it cannot tell "

@@ -288,7 +288,7 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     assert json.loads((model / "metrics.json").read_text()) == scores
     card = (model / "README.md").read_text()  # the model card was regenerated with the new figures
     assert f"{scores['class_accuracy']['overall']:.4f}" in card and "## Metrics" in card and "C2ST" in card
-    assert "trained until its validation split stopped improving" in card
+    assert "longer while it still gained at least 0.01" in card and "for 20 epochs (" in card
     assert f"| Precision of real test images (reference) | {pr['reference_precision']:.4f} |" in card
 
 
@@ -361,7 +361,7 @@ def test_score_rejects_bad_flag_values(cli_setup, capsys):
     dataset, evaluator_dir, model, _ = cli_setup
     common = ["score", "--model", str(model), "--dataset", str(dataset), "--evaluator", str(evaluator_dir)]
     for flags, words in ((["--per-class", "0"], "--per-class"), (["--truncation", "1.5"], "truncation"),
-                         (["--c2st-judge", "lenient"], "--c2st-judge")):
+                         (["--c2st-per-class", "0"], "--c2st-per-class")):
         code, errors = run_main(common + flags, capsys)
         assert code == 2 and len(errors) == 1 and words in errors[0]
 

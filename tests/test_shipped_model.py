@@ -54,7 +54,10 @@ def test_its_discriminator_scores_held_out_real_images_above_its_generators(name
     fake = torch.from_numpy(generate(generator, labels.tolist(), list(range(len(labels))))).permute(0, 3, 1, 2)
     with torch.no_grad():
         real_scores, fake_scores = discriminator(real, labels), discriminator(fake.float() / 127.5 - 1, labels)
-    assert real_scores.mean() > fake_scores.mean() + 0.2  # a model that learnt nothing scores both alike
+    # A discriminator that learnt nothing ranks a real image above a generated one half the time; a good generator
+    # keeps a trained one near that too, so the bar is a ranking clearly above chance, not a margin of scores.
+    ranked_right = (real_scores[:, None] > fake_scores[None, :]).float().mean()
+    assert ranked_right > 0.55, float(ranked_right)
 
 
 @shipped
