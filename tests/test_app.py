@@ -537,7 +537,7 @@ def test_the_shipped_model_is_named_as_the_readme_calls_it(monkeypatch):
     import app as app_module
 
     assert importlib.reload(app_module).DEFAULT_MODEL == "models/fashion-mnist"
-    assert 'client.predict("models/fashion-mnist"' in (REPO / "README.md").read_text()
+    assert 'model_name="models/mnist"' in (REPO / "README.md").read_text()  # how README names another local model
 
 
 def start_app_process(command: list[str], tmp_path, env: dict):

@@ -172,6 +172,8 @@ def test_your_image_is_found_in_the_model(page, tmp_path_factory, tmp_path):
     prompt.wait_for()
     try:
         for attempt in range(4):
+            if attempt and not prompt.is_visible():  # the last file was taken after all, just late
+                break
             with page.expect_file_chooser() as chooser:  # as a visitor does: click the prompt, pick a file
                 prompt.click()
             chooser.value.set_files(str(path))
