@@ -165,20 +165,12 @@ def accuracy(evaluator: Evaluator, data: ImageData) -> float:
 
 # ----------------------------------------------------------------------------------------------- training
 
-MIN_STEPS_BEFORE_PLATEAU = 300  # ~5 epochs of a 5,000-a-side two-sample test: patience alone decides there
-
-
 def train_evaluator(train: ImageData, test: ImageData, config: EvaluatorConfig, *, epochs: int = 6,
                     batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 5e-4, seed: int = 0,
-                    flip: bool = False, device: str | torch.device | None = None, patience: int = 0,
+                    flip: bool = False, device: str | torch.device | None = None,
                     log: Callable[[str], None] | None = None) -> tuple[Evaluator, float]:
     """Train an evaluator on `train` (AdamW, one-cycle schedule, small random shifts) and return it with its
-    accuracy on `test`; the returned model is on the CPU in eval mode and its config records that accuracy.
-    patience > 0: `test` is a validation set scored after every epoch; training stops once `patience` epochs in a row
-    did not beat the best (epochs is then a cap, and the rate is held after a one-epoch warm-up instead of following
-    the one-cycle schedule) and the best epoch's weights are returned (config.epochs says which). It never stops
-    before MIN_STEPS_BEFORE_PLATEAU optimiser steps: on a few hundred images an epoch is 3 steps, and 6 epochs of a
-    classifier still guessing one class read as a plateau at chance."""
+    accuracy on `test`; the returned model is on the CPU in eval mode and its config records that accuracy."""
     for data in (train, test):
         check_images_fit(data.images, config)
     if len(train.labels) < 2:
@@ -193,13 +185,8 @@ def train_evaluator(train: ImageData, test: ImageData, config: EvaluatorConfig, 
         torch.manual_seed(seed)
         model = Evaluator(config).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        if patience > 0:  # no end is known: warm up over the first epoch, then hold the rate
-            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps_per_epoch))
-        else:
-            schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
         shuffle = torch.Generator().manual_seed(seed)  # data order and augmentation, on the CPU
-        plateau = (Plateau(patience, min_epochs=math.ceil(MIN_STEPS_BEFORE_PLATEAU / steps_per_epoch))
-                   if patience > 0 else None)
         model.train()
         for epoch in range(epochs):
             start, total_loss = time.perf_counter(), 0.0
@@ -216,34 +203,9 @@ def train_evaluator(train: ImageData, test: ImageData, config: EvaluatorConfig, 
             if log:
                 log(f"epoch {epoch + 1}/{epochs}: loss {total_loss / len(order):.4f} "
                     f"({time.perf_counter() - start:.0f} s)")
-            if plateau is not None and plateau.reached(model, test, epoch + 1, log):
-                break
-    if plateau is not None:
-        model.load_state_dict(plateau.best_state)
-        model.evaluator_config.epochs = plateau.best_epoch
     model = model.cpu().eval()
     model.evaluator_config.test_accuracy = accuracy(model, test)
     return model, model.evaluator_config.test_accuracy
-
-
-class Plateau:
-    """Early stopping on a validation set: remembers the best epoch's weights, says when `patience` epochs in a row
-    have not beaten it."""
-
-    def __init__(self, patience: int, *, min_epochs: int = 0):
-        self.patience, self.min_epochs = patience, min_epochs
-        self.best, self.best_epoch, self.best_state = -1.0, 0, None
-
-    def reached(self, model: Evaluator, validation: ImageData, epoch: int, log: Callable[[str], None] | None) -> bool:
-        model.eval()
-        score = accuracy(model, validation)
-        model.train()
-        if score > self.best:
-            self.best, self.best_epoch = score, epoch
-            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if log:
-            log(f"  validation accuracy {score:.4f} (best {self.best:.4f} at epoch {self.best_epoch})")
-        return epoch >= self.min_epochs and epoch - self.best_epoch >= self.patience
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, *, flip: bool = False) -> torch.Tensor:
