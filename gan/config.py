@@ -91,6 +91,10 @@ class ModelConfig(JsonConfig):
     # before 0.2) never reaches -1 or 1, so its images never hold the pure whites and blacks that most real ones do;
     # with a gain above 1 the output saturates once |tanh(x)| >= 1 / gain, as quantized real pixels do.
     output_gain: float = 1.0
+    # The white end's gain, where it differs (None: output_gain at both ends). Anti-aliased strokes (MNIST) peak a
+    # few levels below 255 and hold few pure whites, while their black background is exactly 0: a shared gain of 1.1
+    # clamped 8x more pixels to 255 than the data holds, and a plain tanh at both ends misses the black atom.
+    white_gain: float | None = None
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
     d_norm: str = "spectral"
@@ -120,6 +124,8 @@ class ModelConfig(JsonConfig):
             raise GanError("latent_dim, g_width, d_width and max_width_multiplier must be positive")
         if not 1.0 <= self.output_gain <= 2.0:
             raise GanError(f"output_gain must be in [1, 2], got {self.output_gain}")
+        if self.white_gain is not None and not 1.0 <= self.white_gain <= 2.0:
+            raise GanError(f"white_gain must be in [1, 2], got {self.white_gain}")
         if self.d_norm not in D_NORMS:
             raise GanError(f"d_norm must be one of {', '.join(D_NORMS)}, not {self.d_norm!r}")
         if self.class_frequencies and (len(self.class_frequencies) != self.num_classes
@@ -189,6 +195,9 @@ class TrainConfig(JsonConfig):
     output_gain: float = option(1.1, "generator output clamp(gain * tanh): above 1, pure white and black are "
                                      "reachable (1 = plain tanh)",
                                      group=MODEL, low=1, high=2, open="[]")
+    white_gain: float | None = option(None, "the output gain at the white end only (default: --output-gain); 1 suits "
+                                            "data whose whites are anti-aliased strokes, such as MNIST",
+                                      group=MODEL, low=1, high=2, open="[]")
     loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
                               "each real image must outscore a generated one of its class; use with "
                               "--gradient-penalty)", group=RECIPE, choices=LOSSES)

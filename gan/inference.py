@@ -166,7 +166,7 @@ class InferenceGenerator(nn.Module):
             h = block(h, norms[2 * i], norms[2 * i + 1])
         # The last block already applied out_norm's affine map; only its ReLU remains.
         pixels = conv3x3_by_taps(h.relu_(), self.out_taps, self.out_bias)
-        return output_layer(pixels, self.model_config.output_gain)
+        return output_layer(pixels, self.model_config)
 
     def train(self, mode: bool = True) -> "InferenceGenerator":
         # Stays in eval form: generate_from_latents switches modes around its call, which must not matter here.

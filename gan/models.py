@@ -90,13 +90,18 @@ class Generator(nn.Module, HubModelMixin):
         return self.to_pixels(self.out_conv(F.relu(self.out_norm(h))))  # (B, channels, H, W)
 
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        return output_layer(x, self.model_config.output_gain)
+        return output_layer(x, self.model_config)
 
 
-def output_layer(x: torch.Tensor, gain: float) -> torch.Tensor:
-    """The output layer: tanh, scaled by output_gain and clamped, so that pure white and black are reachable.
-    A clamped pixel passes no gradient; D only sees it where it already matches the data's extreme."""
-    return torch.tanh(x) if gain == 1.0 else (gain * torch.tanh(x)).clamp(-1.0, 1.0)
+def output_layer(x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The output layer: tanh, scaled by output_gain (white_gain at the white end, where set) and clamped, so that
+    pure white and black are reachable. A clamped pixel passes no gradient; D only sees it where it already matches
+    the data's extreme."""
+    gain, white_gain = config.output_gain, config.white_gain
+    if white_gain is None or white_gain == gain:
+        return torch.tanh(x) if gain == 1.0 else (gain * torch.tanh(x)).clamp(-1.0, 1.0)
+    t = torch.tanh(x)
+    return (t * torch.where(t > 0, white_gain, gain)).clamp(-1.0, 1.0)
 
 
 class DiscriminatorBlock(nn.Module):

@@ -124,6 +124,20 @@ def test_the_output_layer_reaches_pure_white_and_black_only_with_a_gain(gain):
     assert torch.allclose(pixels[inside], gain * torch.tanh(x[inside]))
 
 
+def test_a_white_gain_of_one_clamps_the_black_end_only():
+    """MNIST's strokes peak below 255 while its background is exactly 0: a model may clamp the black end alone."""
+    generator = Generator(ModelConfig(num_classes=3, g_width=8, d_width=8, latent_dim=16, output_gain=1.1,
+                                      white_gain=1.0))
+    x = torch.linspace(-6, 6, 1201)
+    pixels = generator.to_pixels(x)
+    assert (pixels[x < -2] == -1).all() and (pixels < 1).all()
+    negative = x < 0
+    assert torch.allclose(pixels[~negative], torch.tanh(x[~negative]))
+    assert torch.allclose(pixels[negative], (1.1 * torch.tanh(x[negative])).clamp(min=-1.0))
+    with pytest.raises(GanError, match="white_gain"):
+        ModelConfig(num_classes=3, white_gain=0.9)
+
+
 def test_a_trained_layer_saturates_images_when_pushed():
     """Images of a model whose last layer is pushed towards white reach 255 exactly, as real garments do."""
     torch.manual_seed(0)
