@@ -12,14 +12,10 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import signal
-import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gan.extras import require_extra
+from gan.tools.dependencies import require_extra
 
 require_extra("app", "app.py")  # before gradio is imported: one line naming what to install, not a traceback
 
@@ -27,20 +23,20 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, SWEEP_STEPS, DemoModel, ModelRegistry,  # noqa: E402
+from gan.serve.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, SWEEP_STEPS, DemoModel, ModelRegistry,  # noqa: E402
                       class_index_list, describe, enlarge_factor, generate_images, grid_scale, images_archive,
                       interpolation_frames, machine_judge, model_files, model_label, model_record, random_seed,
                       samples_caption, shared_view, SharedView, single_image, tile_at, truncation_sweep, write_grid)
-from gan.display import enlarge, images_html  # noqa: E402
+from gan.serve.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
-from gan.explore import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
+from gan.serve.explorer import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
                          directions_caption, edit_along_directions, project, projection_record)
-from gan.inference import set_threads_for_host, tune_malloc_for_serving  # noqa: E402
-from gan.invert import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
+from gan.serve.housekeeping import launch_limits, prepare_serving_process, start_cache_sweeper  # noqa: E402
+from gan.explore.invert import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
 from gan.quiz import JudgmentStore, QuizRegistry, stats, stats_chart, stats_table  # noqa: E402
 from gan.sampling import MAX_SEED  # noqa: E402
-from gan.scratch import write_gif, write_png, write_pngs  # noqa: E402
-from gan.space import space_models  # noqa: E402
+from gan.serve.scratch import write_gif, write_png, write_pngs  # noqa: E402
+from gan.tools.space import space_models  # noqa: E402
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
 SHIPPED_NAMES = ("fashion-mnist", "emoji", "mnist")  # the first is the default
@@ -54,12 +50,12 @@ def shipped_model_source(name: str) -> str:
 
 
 DEFAULT_MODEL = shipped_model_source(SHIPPED_NAMES[0])
-# Model events in flight at once. Their forward passes do not compete: gan/batching.py runs one pass at a time on all
+# Model events in flight at once. Their forward passes do not compete: gan/serve/batching.py runs one pass at a time on all
 # cores and merges whatever waits into the next one, so more events in flight means bigger, cheaper passes; the
 # rest of an event (PNG encoding, files) overlaps with the passes.
 MODEL_QUEUE = 16
 # Long jobs get queues of their own: one inversion at a time (seconds of gradient steps on both cores, paused
-# whenever a generation pass waits: gan/batching.py, Turns), two copy-check searches. A fifth looping inverter then
+# whenever a generation pass waits: gan/serve/batching.py, Turns), two copy-check searches. A fifth looping inverter then
 # waits for its turn instead of slowing everyone's grids (bench/app_fairness.py).
 QUEUES = {"model": MODEL_QUEUE, "invert": 1, "search": 2}
 # Quiz images stay square at every width: a pair shrinks both images alike (never one more than the other, never out
@@ -141,7 +137,7 @@ def checked_picture(component):
             return gradio_preprocess(payload)
         except OSError:
             # Gradio's editor writes the RGBA layer back in the upload's own format, which fails for JPEG ("cannot
-            # write mode RGBA as JPEG"): every photo a script sends. gan.invert reads the uploaded file itself.
+            # write mode RGBA as JPEG"): every photo a script sends. gan.explore.invert reads the uploaded file itself.
             uploaded = editor_upload_path(payload)
             if uploaded is None:
                 raise refusal("this file is not an image this app can read (or it is damaged); upload a PNG, "
@@ -249,7 +245,7 @@ def truncation_slider(value, label="Truncation ψ (lower: more typical, less var
 
 
 def model_event(trigger, fn, inputs, outputs, api_name, description, *, queue: str = "model") -> None:
-    """An event that runs the generator: in the shared "model" queue, whose passes gan/batching.py merges, or in a
+    """An event that runs the generator: in the shared "model" queue, whose passes gan/serve/batching.py merges, or in a
     queue of long jobs of its own (QUEUES), so that those never fill the slots visitors' quick requests need."""
     trigger(fn, inputs, outputs, api_name=api_name, api_description=description, concurrency_limit=QUEUES[queue],
             concurrency_id=queue)
@@ -296,22 +292,35 @@ def generate_tab(page: Page) -> dict:
     # The link to exactly these images, written once they are shown (its query opens the page on them: see on_open).
     layout.change(share_link, inputs, link, api_visibility="private", queue=False)
 
-    @user_errors
-    def on_archive(model_name, class_choice, seed, count, truncation):
-        return str(images_archive(page.registry.get(model_name), class_choice, seed, count, truncation))
-
-    # The page fills the button once the grid is shown; API callers ask /images directly (same inputs as /generate).
-    model_event(layout.change, on_archive, inputs, download, "images",
-                "The images of /generate as one zip: a PNG per image at its own pixels (named by position, class and "
-                f"seed) and layout.json (the tile layout, the model and psi). {page.class_api}")
+    wire_archive(page, layout, inputs, download)
     dice.click(random_seed, None, seed, api_name="random_seed", queue=False)
     with gr.Accordion("One image: download it at its own pixels, see it across ψ", open=False):
         one_image = one_image_section(page, truncation)
     with gr.Accordion("Is it copying? An image beside its nearest training images", open=True):
         copy_check = copy_check_section(page, truncation)
+    wire_tile_picks(grid_image, layout, copy_check, one_image)
+    return {"class_choice": class_choice, "truncation": truncation, "seed": seed, "count": count, "grid": grid_image,
+            "layout": layout, "fn": on_generate}
+
+
+def wire_archive(page: Page, layout: gr.JSON, inputs: list, download: gr.DownloadButton) -> None:
+    """The grid's images as a zip: the page fills the button once the grid is shown; API callers ask /images
+    directly (same inputs as /generate)."""
+
+    @user_errors
+    def on_archive(model_name, class_choice, seed, count, truncation):
+        return str(images_archive(page.registry.get(model_name), class_choice, seed, count, truncation))
+
+    model_event(layout.change, on_archive, inputs, download, "images",
+                "The images of /generate as one zip: a PNG per image at its own pixels (named by position, class and "
+                f"seed) and layout.json (the tile layout, the model and psi). {page.class_api}")
+
+
+def wire_tile_picks(grid_image: gr.Image, layout: gr.JSON, copy_check: dict, one_image: dict) -> None:
+    """A click on a tile of the grid picks its class and seed for the copy check (which then runs) and for the
+    one-image section."""
 
     def on_pick(layout_value, event: gr.SelectData):
-        """A click on the grid picks that tile's class and seed for the copy check."""
         tile = tile_at(layout_value, *(event.index if isinstance(event.index, (list, tuple)) else (-1, -1)))
         if tile is None:
             raise refusal("click on an image of the grid (not between images)")
@@ -321,8 +330,6 @@ def generate_tab(page: Page) -> dict:
     grid_image.select(on_pick, layout, copy_check["picked"] + one_image["picked"], api_visibility="private").success(
         copy_check["fn"], copy_check["inputs"], copy_check["outputs"], api_visibility="private",
         concurrency_limit=QUEUES["search"], concurrency_id="search")
-    return {"class_choice": class_choice, "truncation": truncation, "seed": seed, "count": count, "grid": grid_image,
-            "layout": layout, "fn": on_generate}
 
 
 def share_link(model_name, class_choice, seed, count, truncation) -> str:
@@ -717,42 +724,13 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-SESSION_CAPACITY = 1000  # sessions whose state Gradio keeps (~130 KB each: a copy of the page's config); its default
-#                         of 10,000 lets them grow to ~1.3 GB. The least recently active visitor beyond it starts over.
-CACHE_SWEEP_S = 120  # how often empty folders are removed from Gradio's cache
-
-
 def serve(demo: gr.Blocks, **launch_options) -> None:
-    """Launch with the page's CSS (Gradio 6 takes CSS at launch, not in Blocks), a bounded number of sessions, and a
-    sweeper for the empty folders Gradio's cache cleanup leaves."""
-    launch_options.setdefault("state_session_capacity", SESSION_CAPACITY)
-    launch_options.setdefault("max_file_size", MAX_FILE_BYTES)  # bigger uploads are refused before they are stored
-    # Gradio decodes uploads before any handler sees them: refuse decompression bombs there (PIL raises above twice
-    # this many pixels and warns above it).
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
-    threading.Thread(target=sweep_empty_folders_forever, args=(Path(demo.GRADIO_CACHE),), daemon=True,
-                     name="cache-sweeper").start()
+    """Launch with the page's CSS (Gradio 6 takes CSS at launch, not in Blocks), bounded sessions and uploads, and a
+    sweeper for the empty folders Gradio's cache cleanup leaves (gan/serve/housekeeping.py)."""
+    for key, value in launch_limits(MAX_FILE_BYTES, MAX_PIXELS).items():
+        launch_options.setdefault(key, value)
+    start_cache_sweeper(Path(demo.GRADIO_CACHE))
     demo.launch(css=CSS, **launch_options)
-
-
-def remove_empty_folders(root: Path, *, older_than_s: float = 60.0) -> int:
-    """Remove empty subfolders of root not touched for older_than_s: Gradio makes one folder per file content and
-    its cache cleanup deletes only the files (~8 folders a call were left forever). Returns how many went."""
-    cutoff, removed = time.time() - older_than_s, 0
-    for folder in root.glob("*/") if root.is_dir() else []:
-        try:
-            if folder.stat().st_mtime < cutoff:
-                folder.rmdir()  # fails, harmlessly, if the folder is not empty (or was just reused)
-                removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-def sweep_empty_folders_forever(root: Path) -> None:
-    while True:
-        time.sleep(CACHE_SWEEP_S)
-        remove_empty_folders(root)
 
 
 def main() -> None:
@@ -761,11 +739,7 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), help="port")
     args = parser.parse_args()
-    # A Space (and `docker stop`) ends the app with SIGTERM, which would skip atexit handlers: exit normally instead,
-    # so the scratch folder is removed and the quiz store closes.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    tune_malloc_for_serving()
-    set_threads_for_host()
+    prepare_serving_process()
     try:
         demo = globals()["demo"] = build_demo(ModelRegistry(model_sources(args.model)))
     except GanError as error:

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from gan.config import DATA, HUB, MODEL, OUTPUT, RECIPE, TrainConfig, flag_name
 from gan.errors import GanError
-from gan.extras import require_extra
+from gan.tools.dependencies import require_extra
 from gan.version import add_version_flag
 
 DEFAULTS = TrainConfig()
@@ -70,7 +70,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def check_tracking(cfg: TrainConfig) -> TrainConfig:
     """Refuse unknown or uninstalled trackers and a project name that is no plain name, before any work starts;
     --log-with is stored normalised (lower case, no spaces or repeats)."""
-    from gan.training import resolve_trackers, tracker_names  # here, after require_extra: they import accelerate
+    from gan.train.loop import resolve_trackers, tracker_names  # here, after require_extra: they import accelerate
 
     resolve_trackers(cfg.log_with)
     names = tracker_names(cfg.log_with)
@@ -88,7 +88,7 @@ def dry_run(cfg: TrainConfig) -> None:
 
     from gan.data import load_image_data
     from gan.models import Discriminator, Generator
-    from gan.training import model_config_for
+    from gan.train.loop import model_config_for
 
     state = PartialState()
     data = load_image_data(cfg.dataset, split=cfg.split, image_size=cfg.image_size, channels=cfg.channels,
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             dry_run(cfg)
             return 0
-        from gan.training import train
+        from gan.train.loop import train
 
         export_dir = train(cfg)
         print(f"Exported the EMA generator and the discriminator to {export_dir}", flush=True)

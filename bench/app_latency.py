@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from bench.generation import paired_times  # noqa: E402
 from bench.report import report  # noqa: E402
 from gan.models import load_generator  # noqa: E402
-from gan.inference import tune_malloc_for_serving  # noqa: E402
+from gan.serve.housekeeping import tune_malloc_for_serving  # noqa: E402
 
 ENDPOINTS = {"/generate": lambda model, class_name, i: (model, class_name, i, 16, 1.0),
              "/quiz_round": lambda model, class_name, i: (model, "single")}

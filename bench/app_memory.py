@@ -9,7 +9,7 @@ gradio_client sessions in parallel make `--calls` calls between them, each repea
 /interpolate, /quiz_round, /quiz_answer (seeds and classes change with every call, so every image is new).
 Every `--report-every` calls it records the server's RSS (VmRSS summed over it and its children; anonymous and
 file-backed parts), threads, open descriptors, memory mappings, and the files (count, size, folders) in Gradio's
-cache, in gan/scratch.py's `gan-demo-*` scratch folders and elsewhere in its temp dir. `--visitor-calls K` gives each
+cache, in gan/serve/scratch.py's `gan-demo-*` scratch folders and elsewhere in its temp dir. `--visitor-calls K` gives each
 session a fresh session hash every K calls, as new visitors would; 0 keeps one per session. After the calls it
 waits `--idle` seconds and records once more. The JSON holds one entry per run (`--append` keeps the other labels'
 runs in the file) and the plot beside it draws them all. Measurements are reported, never asserted.
@@ -38,7 +38,7 @@ from bench.app_latency import free_port, percentile  # noqa: E402
 
 CYCLE = ("/generate", "/interpolate", "/quiz_round", "/quiz_answer")  # what one session repeats
 SHIPPED = ["models/fashion-mnist", "models/mnist"]  # served as app.py names them when started from the repo root
-ALL_CLASSES = "All classes"  # gan.demo.ALL_CLASSES, without importing it (and torch) here
+ALL_CLASSES = "All classes"  # gan.serve.demo.ALL_CLASSES, without importing it (and torch) here
 MB = 1024 * 1024
 
 

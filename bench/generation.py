@@ -29,7 +29,7 @@ from bench.report import report  # noqa: E402
 
 from gan.config import ModelConfig  # noqa: E402
 from gan.models import load_generator  # noqa: E402
-from gan.inference import tune_malloc_for_serving  # noqa: E402
+from gan.serve.housekeeping import tune_malloc_for_serving  # noqa: E402
 from gan.models import Generator  # noqa: E402
 from gan.sampling import generate  # noqa: E402
 

@@ -4,7 +4,7 @@
         [--model models/fashion-mnist] [--evaluator evaluators/fashion-mnist]
         [--dataset /usr/share/datasets/fashion-mnist] [--out bench/results/inversion.json]
 
-For the first --count test images (the same ones every run) `gan.invert.invert` finds z and a class mixture; we
+For the first --count test images (the same ones every run) `gan.explore.invert.invert` finds z and a class mixture; we
 record the share whose reconstruction the evaluator puts in the image's true class (the issue's bar: 80%), the same
 share for the real images themselves (the evaluator's own ceiling), the share whose mixture lands in the true class,
 the mean absolute pixel error in grey levels and the MSE in [-1, 1] units, and seconds per image, with the machine's
@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.report import report  # noqa: E402
 
 from gan.data import load_image_data  # noqa: E402
-from gan.evaluator import load_evaluator, predict  # noqa: E402
+from gan.quality.evaluator import load_evaluator, predict  # noqa: E402
 from gan.models import load_generator  # noqa: E402
-from gan.invert import DEFAULT_SECONDS, DEFAULT_STEPS, invert  # noqa: E402
+from gan.explore.invert import DEFAULT_SECONDS, DEFAULT_STEPS, invert  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

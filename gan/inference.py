@@ -18,9 +18,6 @@ bf16 is not used: measured ~15x slower than fp32 on CPUs without AMX (BENCHMARKS
 from __future__ import annotations
 
 import copy
-import ctypes
-import os
-import platform
 import threading
 import weakref
 
@@ -213,38 +210,3 @@ def optimized(generator: Generator) -> InferenceGenerator:
     with _cache_lock:
         _cache[generator] = (signature, fast)
     return fast
-
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
-
-
-def tune_malloc_for_serving() -> bool:
-    """Set glibc's allocator for a server that runs forward passes all day; returns whether it applied (glibc only).
-    Must run before the server's worker threads start.
-    - 2 arenas instead of one per thread: each of Gradio's worker threads kept freed image buffers in an arena of its
-      own (~150 MB more RSS over 3,000 calls, bench/app_memory.py).
-    - Buffers up to 32 MB from the heap and up to 64 MB of free heap top kept: a 64-image pass allocates and frees
-      ~20 MB of activations, and when each big buffer is its own mmap every pass faults its pages in afresh (zeroed
-      by the kernel, dear in a VM): 38 ms per 64-image pass with every buffer over 64 kB mmapped, 24 ms with them
-      reused from the heap, 31 ms with glibc's own adaptive threshold (bench/generation.py, BENCHMARKS.md)."""
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        applied = [libc.mallopt(param, value) for param, value in (  # every one tried, even after a refusal
-            (_M_ARENA_MAX, 2), (_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 64 << 20))]
-        return all(result == 1 for result in applied)
-    except (OSError, AttributeError):
-        return False
-
-
-def set_threads_for_host() -> int:
-    """Torch threads = the cores this process may run on (a container's CPU set, not the host's core count, which
-    oversubscribes a 2-vCPU Space sitting on a large machine); returns the number."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores))
-    return torch.get_num_threads()

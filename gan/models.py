@@ -16,8 +16,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from .config import ModelConfig
 from .errors import GanError
-from .files import DISCRIMINATOR_FOLDER
 from .hub import HubModelMixin
+from .model_files import DISCRIMINATOR_FOLDER
 
 
 def class_weights(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:

@@ -13,3 +13,14 @@ def add_version_flag(parser) -> None:
     """`--version` on a command line (an argparse parser): prints the package and its config format, then exits."""
     parser.add_argument("--version", action="version",
                         version=f"conditional-gan {__version__} (config format {CONFIG_FORMAT})")
+
+
+def command_parser(prog: str, description: str | None):
+    """A command line of subcommands (argparse): (parser, its subparsers). The description is printed as written
+    (a module docstring keeps its usage lines), and `--version` is there."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(parser)
+    return parser, parser.add_subparsers(dest="command", required=True)

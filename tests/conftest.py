@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from gan.config import ModelConfig
-from gan.files import save_real_pool
+from gan.model_files import save_real_pool
 from gan.models import Discriminator, Generator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def pytest_configure(config):
 
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
     _SESSION_TEMP = tempfile.mkdtemp(prefix="gan-tests-")
-    # XDG_CACHE_HOME: caches the code keeps (e.g. neighbour indexes, gan/neighbours.py) stay in the run's folder too.
+    # XDG_CACHE_HOME: caches the code keeps (e.g. neighbour indexes, gan/explore/neighbours.py) stay in the run's folder too.
     os.environ.update(TMPDIR=_SESSION_TEMP, GRADIO_TEMP_DIR=str(Path(_SESSION_TEMP) / "gradio"),
                       XDG_CACHE_HOME=str(Path(_SESSION_TEMP) / "cache"))
     tempfile.tempdir = _SESSION_TEMP
@@ -157,8 +157,8 @@ def tiny_neighbour_index(folder, generator) -> None:
     """A neighbour index shipped in a tiny model's folder, with a tiny untrained evaluator. Its "training images" are
     60 of the model's own images plus the one of TRAINING_COPY (a copy to find), its "unseen" ones 20 others."""
     from gan.data import ImageData
-    from gan.evaluator import Evaluator, EvaluatorConfig
-    from gan.neighbours import INDEX_NAME, build_index, save_index
+    from gan.quality.evaluator import Evaluator, EvaluatorConfig
+    from gan.explore.neighbours import INDEX_NAME, build_index, save_index
     from gan.sampling import generate
 
     def data(classes, seeds):

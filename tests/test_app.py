@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from conftest import TRAINING_COPY, decode_images, free_port, images_of, tiny_export, tiny_neighbour_index
-from gan.demo import (ALL_CLASSES, ModelRegistry, SharedView, check_int, generate_images, model_label, seed_range,
+from gan.serve.demo import (ALL_CLASSES, ModelRegistry, SharedView, check_int, generate_images, model_label, seed_range,
                       shared_view, tile_at)
-from gan.display import enlarge
+from gan.serve.display import enlarge
 from gan.errors import GanError
 from gan.models import load_generator
 from gan.quiz import JudgmentStore
@@ -337,11 +337,11 @@ def test_invert_projects_an_upload_and_bad_uploads_are_refused(app, tmp_path):
 
 def test_invert_image_takes_every_common_image_file(app, tmp_path, monkeypatch):
     """/invert_image: a plain file, as scripts have them; each kind inverts, a broken one gets a sentence."""
-    import gan.explore
+    import gan.serve.explorer
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
-    monkeypatch.setattr(gan.explore, "INVERT_STEPS", 2)  # the files are the point here, not the search
+    monkeypatch.setattr(gan.serve.explorer, "INVERT_STEPS", 2)  # the files are the point here, not the search
     _, client, model, _ = app
     shape = np.pad(np.full((60, 30), 255, np.uint8), 40)  # a white bar on black, 140 x 110
     files = {}
@@ -631,8 +631,8 @@ def test_sessions_scratch_files_and_cache_folders_stay_bounded(app, model_dir, t
 
     from gradio_client import Client
 
-    from app import SESSION_CAPACITY, remove_empty_folders
-    from gan.scratch import Scratch
+    from gan.serve.housekeeping import SESSION_CAPACITY, remove_empty_folders
+    from gan.serve.scratch import Scratch
 
     demo, client, model, _ = app
     assert SESSION_CAPACITY <= 1000

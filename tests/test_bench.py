@@ -21,7 +21,7 @@ def test_training_throughput_benchmark_runs(tmp_path):
     results = json.loads(out.read_text())
     assert [(r["image_size"], r["batch"]) for r in results["runs"]] == [(28, 8), (28, 16)]
     assert all(r["steps_per_s"] > 0 for r in results["runs"])
-    assert all(set(r["share"]) == {"d_step", "g_step", "ema_step"} for r in results["runs"])  # gan/steps.py's parts
+    assert all(set(r["share"]) == {"d_step", "g_step", "ema_step"} for r in results["runs"])  # gan/train/steps.py's parts
     (fit,) = results["step_time_fit"]  # seconds per step = overhead + per image x batch
     assert fit["image_size"] == 28 and {"overhead_ms", "per_image_ms"} <= set(fit)
 

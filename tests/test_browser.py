@@ -35,7 +35,7 @@ MODELS = {"grey": dict(channels=1, image_size=28), "colour": dict(channels=3, im
 def app_url(tmp_path_factory, request):
     """The app serving a tiny grey 28 px model, and (every test again) a tiny colour 32 px one."""
     from app import build_demo, serve
-    from gan.demo import ModelRegistry
+    from gan.serve.demo import ModelRegistry
 
     folder = tmp_path_factory.mktemp(f"browser_model_{request.param}")
     tiny_neighbour_index(folder, tiny_export(folder, **MODELS[request.param]))
@@ -103,7 +103,7 @@ def grid_layout(page, rows: int, columns: int = 8) -> tuple[int, int, int]:
     """A grid's width and height in image pixels (tiles 2 px apart) and the whole factor its PNG is sent at."""
     import numpy as np
 
-    from gan.demo import grid_scale
+    from gan.serve.demo import grid_scale
 
     step = page.image_size + 2
     width, height = 2 + columns * step, 2 + rows * step

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import TRAINING_COPY, decode_images, free_port, images_of, tiny_export, tiny_neighbour_index
-from gan.demo import ModelRegistry
+from gan.serve.demo import ModelRegistry
 from gan.models import load_generator
 from gan.quiz import JudgmentStore
 from gan.quiz.tells import pixel_statistics

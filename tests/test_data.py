@@ -302,7 +302,7 @@ def test_missing_hub_dataset_in_fresh_process_is_one_line():
 
 
 def test_sources_are_written_down_without_this_machines_paths():
-    from gan.card import hub_dataset_id
+    from gan.data import hub_dataset_id
     from gan.data import portable_source
 
     assert portable_source("/usr/share/datasets/fashion-mnist") == "zalando-datasets/fashion_mnist"  # a full copy

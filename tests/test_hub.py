@@ -12,9 +12,9 @@ from huggingface_hub import ModelCard, constants
 from conftest import CLASS_NAMES, REPO, TINY, run, tiny_export
 from gan.config import ModelConfig
 from gan.errors import GanError
-from gan.files import load_real_pool
+from gan.model_files import load_real_pool
 from gan.models import load_discriminator, load_generator
-from gan.publish import publish_folder
+from gan.sharing.publish import publish_folder
 from gan.models import Discriminator, Generator
 from gan.sampling import generate
 from hub_server import TOKEN, USER, local_hub  # noqa: F401

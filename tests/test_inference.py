@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan.batching import BatchedGenerator
+from gan.serve.batching import BatchedGenerator
 from gan.config import ModelConfig
 from gan.errors import GanError
 from gan.models import load_generator
@@ -241,6 +241,6 @@ def test_a_failing_pass_fails_its_callers_and_the_next_call_works():
 def test_the_serving_allocator_setting_applies_on_glibc_and_is_skipped_elsewhere():
     import platform
 
-    from gan.inference import tune_malloc_for_serving
+    from gan.serve.housekeeping import tune_malloc_for_serving
 
     assert tune_malloc_for_serving() is (platform.libc_ver()[0] == "glibc")

@@ -13,11 +13,11 @@ from PIL import Image, ImageDraw
 
 from conftest import REPO, run, tiny_export
 from gan.config import ModelConfig
-from gan.directions import (DIRECTIONS_NAME, compute_directions, directions_for, edit, load_directions,
+from gan.explore.directions import (DIRECTIONS_NAME, compute_directions, directions_for, edit, load_directions,
                             save_directions)
 from gan.errors import GanError
-from gan.evaluator import Evaluator, EvaluatorConfig, predict, save_evaluator
-from gan.invert import Framing, class_morphs, invert, load_user_image, measure_framing, walk_to_seed
+from gan.quality.evaluator import Evaluator, EvaluatorConfig, predict, save_evaluator
+from gan.explore.invert import Framing, class_morphs, invert, load_user_image, measure_framing, walk_to_seed
 from gan.models import ConditionalBatchNorm2d, Generator
 from gan.sampling import generate, generate_from_latents, latent_from_seed
 
@@ -298,7 +298,7 @@ def test_directions_are_saved_once_and_recomputed_for_other_weights(generator, t
 
 @pytest.mark.parametrize("folder", ["fashion-mnist", "mnist"])
 def test_shipped_directions_match_their_models(folder):
-    from gan.directions import stem_fingerprint
+    from gan.explore.directions import stem_fingerprint
     from gan.models import load_generator
 
     path = REPO / "models" / folder / DIRECTIONS_NAME

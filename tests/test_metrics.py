@@ -15,11 +15,11 @@ from conftest import CLASSES, REPO, child_env, pattern
 from gan.config import ModelConfig
 from gan.data import ImageData, load_image_data, stratified_subset, to_model_range
 from gan.errors import GanError
-from gan.evaluate import main
-from gan.evaluator import (CONFIG_NAME, WEIGHTS_NAME, Evaluator, EvaluatorConfig, augment, load_evaluator,
+from gan.tools.evaluate import main
+from gan.quality.evaluator import (CONFIG_NAME, WEIGHTS_NAME, Evaluator, EvaluatorConfig, augment, load_evaluator,
                            save_evaluator, train_evaluator)
-from gan.files import save_model
-from gan.metrics import (EvaluatorFeatures, cas, check_evaluator_fits, class_accuracy, fd_between,
+from gan.model_files import save_model
+from gan.quality.metrics import (EvaluatorFeatures, cas, check_evaluator_fits, class_accuracy, fd_between,
                          generated_batches, kid_between, kid_subset_size, score_generator)
 from gan.models import Generator
 
@@ -210,7 +210,7 @@ def test_generated_images_follow_the_training_datas_class_mix(trained, patterns_
     model, _ = trained
     imbalanced = stratified_subset(pattern_data(40, seed=5), [40, 10, 10])
     scores = score_generator(tiny_generator(), model, patterns_test, train=imbalanced, per_class=10)
-    assert scores["class_counts"] == [20, 5, 5] and scores["num_samples"] == 30  # 30 in the ratio 4:1:1
+    assert scores.class_counts == [20, 5, 5] and scores.num_samples == 30  # 30 in the ratio 4:1:1
     batches = list(generated_batches(tiny_generator(), per_class=[3, 0, 2], truncation=1.0))
     assert [(label, len(images)) for label, images in batches] == [(0, 3), (2, 2)]
 

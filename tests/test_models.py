@@ -7,7 +7,7 @@ import torch
 
 from gan.config import ModelConfig
 from gan.errors import GanError
-from gan.files import save_model
+from gan.model_files import save_model
 from gan.models import load_discriminator, load_generator
 from gan.models import Discriminator, Generator
 from gan.sampling import generate

@@ -1,5 +1,5 @@
-"""Tests for gan.neighbours ("is it copying?"): exact search, the index file, queries, the per-model cache, the CLI,
-and the precision/recall/authenticity metrics built on the same search."""
+"""The copy check (gan/explore/neighbours.py, gan/quality/knn.py): exact search, the index file, queries, the
+per-model cache, the CLI, and the precision/recall/authenticity metrics built on the same search."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-import gan.neighbours as neighbours
+import gan.explore.neighbours as neighbours
+import gan.quality.knn as knn
 from conftest import REPO, child_env
 from gan.data import ImageData, load_image_data
 from gan.errors import GanError
-from gan.evaluator import EvaluatorConfig, save_evaluator, train_evaluator
-from gan.files import save_model
-from gan.evaluator import default_evaluator_dir
-from gan.metrics import authentic_share, precision_recall
-from gan.neighbours import (INDEX_NAME, build_index, feature_vectors, index_for_model, load_index, main, nearest,
-                            nearest_real, save_index, thumbnail_size, thumbnails)
+from gan.quality.evaluator import EvaluatorConfig, save_evaluator, train_evaluator
+from gan.model_files import save_model
+from gan.quality.evaluator import default_evaluator_dir
+from gan.quality.metrics import authentic_share, precision_recall
+from gan.explore.neighbours import (INDEX_NAME, build_index, index_for_model, load_index, nearest_real, save_index,
+                                   thumbnail_size, thumbnails)
+from gan.quality.knn import feature_vectors, nearest
+from gan.tools.neighbours import main
 from test_metrics import TINY_EVALUATOR, tiny_generator, write_idx_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,8 +82,8 @@ def test_a_row_is_never_its_own_neighbour_when_searching_a_set_against_itself(se
 def test_search_blocks_do_not_change_the_answer(setup, monkeypatch):
     features = feature_vectors(setup["evaluator"], setup["train"].images)
     whole = nearest(features[:50], features, 4)
-    monkeypatch.setattr(neighbours, "BLOCK_ELEMENTS", 1000)  # 4 query rows a block
-    monkeypatch.setattr(neighbours, "BASE_ELEMENTS", 1000)  # 62 base rows converted at a time
+    monkeypatch.setattr(knn, "BLOCK_ELEMENTS", 1000)  # 4 query rows a block
+    monkeypatch.setattr(knn, "BASE_ELEMENTS", 1000)  # 62 base rows converted at a time
     pieces = nearest(features[:50], features, 4)
     assert torch.equal(whole[1], pieces[1]) and torch.equal(whole[0], pieces[0])
 

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import REPO, tiny_export
 from gan import generate, load_generator
-from gan.publish import publish_folder
+from gan.sharing.publish import publish_folder
 from gan.version import __version__
 from hub_server import TOKEN, USER, local_hub  # noqa: F401
 
@@ -77,7 +77,7 @@ def test_wheel_holds_the_gan_package_and_its_metadata(wheel):
     assert wheel.name == f"conditional_gan-{__version__}-py3-none-any.whl"
     packages = {n.split("/")[0] for n in names if not n.startswith(f"conditional_gan-{__version__}.dist-info/")}
     assert packages == {"gan"}  # not bench, models, evaluators or tests
-    assert {"gan/__init__.py", "gan/space.py", "gan/quiz/rounds.py", "gan/hub/__main__.py"} <= set(names)
+    assert {"gan/__init__.py", "gan/tools/space.py", "gan/quiz/rounds.py", "gan/hub/__main__.py"} <= set(names)
     metadata = zipfile.ZipFile(wheel).read(f"conditional_gan-{__version__}.dist-info/METADATA").decode()
     assert "Requires-Dist: torch>=" in metadata and "Requires-Dist: safetensors" in metadata
     assert 'Requires-Dist: gradio<7,>=6.0; extra == "app"' in metadata
@@ -85,9 +85,9 @@ def test_wheel_holds_the_gan_package_and_its_metadata(wheel):
     assert "License-Expression: Apache-2.0" in metadata and 'Requires-Dist: pytest-xdist>=3.6; extra == "test"' in metadata
     assert f"conditional_gan-{__version__}.dist-info/licenses/LICENSE" in names
     entry_points = zipfile.ZipFile(wheel).read(f"conditional_gan-{__version__}.dist-info/entry_points.txt").decode()
-    for script in ("gan-sample = gan.sample:main", "gan-evaluate = gan.evaluate:main", "gan-quiz = gan.quiz.cli:main",
-                   "gan-hub = gan.publish:main", "gan-space = gan.space:main", "gan-invert = gan.invert:main",
-                   "gan-neighbours = gan.neighbours:main", "gan-directions = gan.directions:main"):
+    for script in ("gan-sample = gan.tools.sample:main", "gan-evaluate = gan.tools.evaluate:main", "gan-quiz = gan.quiz.cli:main",
+                   "gan-hub = gan.sharing.publish:main", "gan-space = gan.tools.space:main", "gan-invert = gan.explore.invert:main",
+                   "gan-neighbours = gan.tools.neighbours:main", "gan-directions = gan.explore.directions:main"):
         assert script in entry_points
 
 

@@ -21,10 +21,10 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from PIL import Image
 
 from conftest import CLASS_NAMES, REPO, child_env, tiny_export
-from gan.demo import load_demo_model, quiz_model
-from gan.display import enlarge
+from gan.serve.demo import load_demo_model, quiz_model
+from gan.serve.display import enlarge
 from gan.errors import GanError
-from gan.files import save_real_pool
+from gan.model_files import save_real_pool
 from gan.quiz import (Judgment, JudgmentStore, Quiz, QuizSession, RoundView, encode_image, main, rate_interval,
                       stats, stats_chart, stats_table)
 from gan.sampling import generate

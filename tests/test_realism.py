@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from conftest import CLASSES, pattern
-from gan.intervals import binomial_p_value, wilson_interval
-from gan.metrics import C2ST_MIN_IMAGES, C2stSettings, c2st
+from gan.quality.intervals import binomial_p_value, wilson_interval
+from gan.quality.metrics import C2ST_MIN_IMAGES, C2stSettings, c2st
 from gan.config import ModelConfig
 from gan.errors import GanError
 from gan.models import Generator
-from gan.monitor import selection_score
+from gan.quality.scores import Scores
+from gan.train.monitor import selection_score
 from gan.quiz.tells import best_rule, pixel_statistics, tell_accuracies
 from gan.sampling import generate
 
@@ -150,12 +151,12 @@ def test_a_trained_layer_saturates_images_when_pushed():
 
 def test_selection_score_ranks_by_c2st_and_fd():
     def scores(accuracy, ratio):
-        return {"c2st": {"accuracy": accuracy}, "fd_ratio": ratio}
+        return Scores(c2st={"accuracy": accuracy}, fd_ratio=ratio)
     assert selection_score(scores(0.5, 1.0)) == 0.0
     assert selection_score(scores(0.6, 5.0)) < selection_score(scores(0.7, 5.0)) < selection_score(scores(0.7, 20.0))
     # Without a C2ST (tiny data, older metrics) FD alone ranks; without an FD ratio nothing can.
-    assert selection_score({"fd_ratio": 2.0}) == 0.5 < selection_score({"fd_ratio": 4.0})
-    assert selection_score({"c2st": {"accuracy": 0.6}}) == math.inf
+    assert selection_score(Scores(fd_ratio=2.0)) == 0.5 < selection_score(Scores(fd_ratio=4.0))
+    assert selection_score(Scores(c2st={"accuracy": 0.6})) == math.inf
 
 
 def test_pixel_tells_find_a_missing_white_and_pass_a_faithful_generator():
@@ -213,7 +214,7 @@ def test_models_of_earlier_versions_keep_their_plain_tanh_output():
 def test_the_machine_judge_states_a_models_two_sample_test():
     from types import SimpleNamespace
 
-    from gan.demo import machine_judge
+    from gan.serve.demo import machine_judge
 
     metrics = {"c2st": {"accuracy": 0.8125, "interval_95": [0.8, 0.825], "generated_taken_for_real": 0.21}}
     model = SimpleNamespace(source="models/x", metrics=metrics)
@@ -225,12 +226,12 @@ def test_the_machine_judge_states_a_models_two_sample_test():
 def test_a_kept_best_with_another_c2st_size_does_not_block_a_resumed_run(tmp_path):
     import json
 
-    from gan.monitor import BEST_FOLDER, best_score_on_disk
+    from gan.train.monitor import BEST_FOLDER, best_score_on_disk
 
     (tmp_path / BEST_FOLDER).mkdir()
     scores = {"fd_ratio": 2.0, "c2st": {"accuracy": 0.6, "images_per_set": 2000}}
     (tmp_path / BEST_FOLDER / "metrics.json").write_text(json.dumps(scores))
-    assert best_score_on_disk(tmp_path, 2000) == selection_score(scores)
+    assert best_score_on_disk(tmp_path, 2000) == selection_score(Scores.from_dict(scores))
     # A classifier trained on 2,000 images a side finds less than one on 5,000: such scores do not compare.
     assert best_score_on_disk(tmp_path, 5000) == math.inf
     assert best_score_on_disk(tmp_path / "elsewhere", 2000) == math.inf

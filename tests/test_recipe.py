@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from gan.augment import cutout, diff_augment, parse_policy, translation
+from gan.config import parse_policy
+from gan.train.augment import cutout, diff_augment, translation
 from gan.config import ModelConfig
-from gan.ema import EMA, recalibrate_batch_norm
+from gan.train.ema import EMA, recalibrate_batch_norm
 from gan.errors import GanError
-from gan.losses import discriminator_loss, generator_loss, gradient_penalty
+from gan.train.losses import discriminator_loss, generator_loss, gradient_penalty
 from gan.models import Discriminator, Generator
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from gan.config import ModelConfig
-from gan.files import save_model
+from gan.model_files import save_model
 from gan.models import Generator
-from gan.sample import main, parse_seeds
+from gan.tools.sample import main, parse_seeds
 from gan.sampling import generate
 
 NAMES = ["T-shirt/top", "Trouser", "Bag"]

@@ -11,9 +11,9 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from gan.card import data_licence
-from gan.evaluator import load_evaluator, predict
-from gan.files import load_real_pool
+from gan.sharing.card import data_licence
+from gan.quality.evaluator import load_evaluator, predict
+from gan.model_files import load_real_pool
 from gan.models import load_discriminator, load_generator
 from gan.quiz.tells import tell_accuracies
 from gan.sampling import generate

@@ -13,8 +13,8 @@ from huggingface_hub import HfApi, ModelCard, metadata_load, snapshot_download
 
 from conftest import REPO, child_env, tiny_export, tiny_neighbour_index
 from gan.errors import GanError
-from gan.publish import publish_folder
-from gan.space import deploy, space_models
+from gan.sharing.publish import publish_folder
+from gan.tools.space import deploy, space_models
 from hub_server import TOKEN, USER, local_hub  # noqa: F401
 
 SPACE = f"{USER}/cgan-demo"
@@ -34,7 +34,7 @@ def test_dry_run_lists_exactly_the_space_files_without_token_or_network(tmp_path
     lines: list[str] = []
     files = deploy(SPACE, [str(SHIPPED_MNIST)], dry_run=True, log=lines.append)
     assert {"app.py", "pyproject.toml", "requirements.txt", "README.md", ".gitattributes", "gan/__init__.py",
-            "gan/space.py", "gan/hub/__init__.py", "gan/quiz/rounds.py"} <= set(files)
+            "gan/tools/space.py", "gan/hub/__init__.py", "gan/quiz/rounds.py"} <= set(files)
     assert all(f in {"app.py", "pyproject.toml", "requirements.txt", "README.md", ".gitattributes"}
                or (f.startswith("gan/") and f.endswith(".py")) for f in files), files
     plan, push_line, _, *listed = lines
@@ -65,7 +65,7 @@ def test_deploy_pushes_the_models_then_the_space_and_a_fresh_client_serves_them(
 
     files = local_hub.files(SPACE, "space")
     assert "gan/removed_module.py" not in files  # package files of earlier deploys go
-    assert {"app.py", "pyproject.toml", "requirements.txt", "README.md", ".gitattributes", "gan/demo.py"} <= set(files)
+    assert {"app.py", "pyproject.toml", "requirements.txt", "README.md", ".gitattributes", "gan/serve/demo.py"} <= set(files)
     assert files["app.py"] == (REPO / "app.py").read_bytes()
     requirements = files["requirements.txt"].decode()
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in requirements
@@ -188,14 +188,14 @@ def test_app_serves_the_space_readme_models_unless_told_otherwise(tmp_path, monk
 
 def test_a_pushed_model_carries_the_copy_check_index_when_one_can_be_made(tmp_path, monkeypatch):
     """A Space can build no neighbour index (no data, no evaluator): deploy puts one into the pushed copy."""
-    import gan.neighbours
-    from gan.neighbours import INDEX_NAME, load_index
-    from gan.space import attach_neighbour_index
+    import gan.explore.neighbours
+    from gan.explore.neighbours import INDEX_NAME, load_index
+    from gan.tools.space import attach_neighbour_index
 
     source, folder = tmp_path / "source", tmp_path / "pushed"
     tiny_neighbour_index(source, tiny_export(source))
     tiny_export(folder)
-    monkeypatch.setattr(gan.neighbours, "index_for_model", lambda model, log=None: load_index(source / INDEX_NAME))
+    monkeypatch.setattr(gan.explore.neighbours, "index_for_model", lambda model, log=None: load_index(source / INDEX_NAME))
     attach_neighbour_index(folder, log=lambda message: None)
     assert load_index(folder / INDEX_NAME).info.train_images == 61
 
@@ -203,7 +203,7 @@ def test_a_pushed_model_carries_the_copy_check_index_when_one_can_be_made(tmp_pa
         raise GanError("no data here")
 
     (folder / INDEX_NAME).unlink()
-    monkeypatch.setattr(gan.neighbours, "index_for_model", cannot)
+    monkeypatch.setattr(gan.explore.neighbours, "index_for_model", cannot)
     notes = []
     attach_neighbour_index(folder, log=notes.append)
     assert not (folder / INDEX_NAME).exists() and "without a copy check index (no data here)" in notes[0]

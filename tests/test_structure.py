@@ -1,10 +1,13 @@
-"""The package's shape: no import circle between modules of gan/, counting imports inside functions too (a lazy
-import that only hides a circle is still one)."""
+"""The package's shape: its layers, each importing only its own and lower ones; no import circle between modules
+(counting imports inside functions too: a lazy import that only hides a circle is still one); short functions; a
+small top level."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 GAN = Path(__file__).resolve().parents[1] / "gan"
 
@@ -30,6 +33,34 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name in modules)
     return found - {name}
+
+
+# gan/'s layers, lowest first (each subpackage's docstring says which it is). A module may import modules of its own
+# layer and of lower ones, never of a higher one. Every module of gan/ is in exactly one layer or is an entry point.
+LAYERS = [
+    ("core", ["gan.errors", "gan.version", "gan.config", "gan.model_files", "gan.hub", "gan.models", "gan.inference",
+              "gan.sampling", "gan.data"]),
+    ("quality", ["gan.quality"]),
+    ("sharing", ["gan.sharing"]),
+    ("train", ["gan.train"]),
+    ("explore", ["gan.explore"]),
+    ("serve", ["gan.serve", "gan.quiz"]),
+    ("tools", ["gan.tools"]),
+]
+# Entry points sit above every layer and nothing in gan/ imports them: the package's public facade, the `python -m`
+# forwarders kept for documented commands, and __main__ modules.
+FORWARDERS = ["gan.evaluate", "gan.sample", "gan.space", "gan.neighbours", "gan.invert", "gan.directions"]
+ENTRY_POINTS = {"gan", "gan.hub.__main__", "gan.quiz.__main__", *FORWARDERS}
+MAX_TOP_LEVEL_MODULES = 15  # gan/*.py, __init__.py included
+MAX_FUNCTION_LINES = 60
+
+
+def layer_of(module: str) -> int:
+    """The rank of a module's layer (0 = core); KeyError for a module no layer names."""
+    for rank, (_, members) in enumerate(LAYERS):
+        if any(module == m or module.startswith(m + ".") for m in members):
+            return rank
+    raise KeyError(module)
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -75,7 +106,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_circle_in_the_package():
     graph = import_graph()
-    assert {"gan.hub", "gan.files", "gan.models", "gan.card", "gan.publish"} <= set(graph)
+    assert {"gan.hub", "gan.model_files", "gan.models", "gan.sharing.card", "gan.sharing.publish"} <= set(graph)
     assert cycles(graph) == []
 
 
@@ -87,5 +118,52 @@ def test_the_circle_finder_finds_circles():
 def test_the_file_format_and_the_hub_do_not_reach_up():
     """The file format needs no networking, and the Hub layer knows neither the models nor the model card."""
     graph = import_graph()
-    assert not graph["gan.files"] & {"gan.hub", "gan.models", "gan.card", "gan.publish"}
-    assert not graph["gan.hub"] & {"gan.models", "gan.card", "gan.publish"}
+    assert not graph["gan.model_files"] & {"gan.hub", "gan.models", "gan.sharing.card", "gan.sharing.publish"}
+    assert not graph["gan.hub"] & {"gan.models", "gan.sharing.card", "gan.sharing.publish"}
+
+
+def test_every_module_belongs_to_one_layer_or_is_an_entry_point():
+    graph = import_graph()
+    placed = {m: layer_of(m) for m in graph if m not in ENTRY_POINTS}  # raises KeyError for an unplaced module
+    assert placed and set(graph) - set(placed) == ENTRY_POINTS
+
+
+def test_no_module_imports_a_higher_layer_or_an_entry_point():
+    graph = import_graph()
+    upward = sorted(f"{module} ({LAYERS[layer_of(module)][0]}) -> {target}"
+                    for module, targets in graph.items() if module not in ENTRY_POINTS
+                    for target in targets if target in ENTRY_POINTS or layer_of(target) > layer_of(module))
+    assert upward == []
+    assert not any(set(graph[m]) & ENTRY_POINTS for m in ENTRY_POINTS - {"gan"}), "entry points import no others"
+
+
+def test_the_layer_rule_catches_an_upward_import():
+    assert layer_of("gan.models") < layer_of("gan.quality.metrics") < layer_of("gan.train.loop")
+    assert layer_of("gan.quiz.rounds") == layer_of("gan.serve.demo") < layer_of("gan.tools.space")
+    with pytest.raises(KeyError):
+        layer_of("gan.unplaced")
+
+
+def test_forwarders_only_forward_to_their_command():
+    for name in FORWARDERS:
+        path = GAN / f"{name.split('.')[-1]}.py"
+        tree = ast.parse(path.read_text())
+        imports = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
+        assert len(imports) == 1 and [a.name for a in imports[0].names] == ["main"], path
+        assert len(path.read_text().splitlines()) <= 8, path
+
+
+def test_the_top_level_is_small():
+    top = sorted(p.name for p in GAN.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = []
+    for path in [*GAN.rglob("*.py"), GAN.parent / "app.py", GAN.parent / "train.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.name}:{node.name} ({lines} lines)")
+    assert long == []

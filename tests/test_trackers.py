@@ -15,8 +15,8 @@ from PIL import Image
 
 from gan.config import TrainConfig
 from gan.errors import GanError
-from gan.export import log_sample_grid
-from gan.training import resolve_trackers
+from gan.train.export import log_sample_grid
+from gan.train.loop import resolve_trackers
 from train import build_parser, config_from_args, main
 
 

@@ -21,7 +21,8 @@ from safetensors.torch import load_file
 from conftest import CLASSES, REPO, TINY, launch_command, run, child_env
 from gan.config import TrainConfig
 from gan.models import load_discriminator, load_generator
-from gan.monitor import selection_score
+from gan.quality.scores import Scores
+from gan.train.monitor import selection_score
 from gan.sampling import generate
 from gan.version import CONFIG_FORMAT
 
@@ -311,7 +312,7 @@ def test_one_dataset_folder_spelled_three_ways_resumes_one_run(tmp_path, monkeyp
     while another folder is still refused."""
     from accelerate import Accelerator
 
-    from gan.checkpoints import prepare_run_folder
+    from gan.train.checkpoints import prepare_run_folder
     from gan.errors import GanError
 
     monkeypatch.chdir(tmp_path)
@@ -331,7 +332,7 @@ def test_nan_loss_stops_with_a_clear_error():
     from accelerate import Accelerator
 
     from gan.errors import GanError
-    from gan.training import check_losses
+    from gan.train.loop import check_losses
 
     accelerator = Accelerator(cpu=True)
     assert check_losses(accelerator, torch.tensor(0.5), torch.tensor(1.0), step=3) == {"loss_d": 0.5, "loss_g": 1.0}
@@ -377,11 +378,11 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
 
 @pytest.fixture(scope="module")
 def split_imagefolder_with_evaluator(tmp_path_factory):
-    """train/ and test/ imagefolders of the three shapes, and an evaluator trained on them by gan.evaluate."""
+    """train/ and test/ imagefolders of the three shapes, and an evaluator trained on them by gan.tools.evaluate."""
     from conftest import pattern
     from PIL import Image
 
-    from gan.evaluate import main as evaluate_main
+    from gan.tools.evaluate import main as evaluate_main
 
     root = tmp_path_factory.mktemp("split")
     rng = np.random.default_rng(1)
@@ -410,7 +411,7 @@ def test_eval_every_scores_the_generator_and_keeps_the_best_export(split_imagefo
     curve = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
     assert [e["step"] for e in curve] == [2, 4] and all(e["train_minutes"] >= 0 for e in curve)
     assert all(e["c2st"]["images_per_set"] == 210 for e in curve)  # 70 a class (--c2st-per-class) x 3 classes
-    chosen = {e["step"]: selection_score(e) for e in curve}
+    chosen = {e["step"]: selection_score(Scores.from_dict(e)) for e in curve}
 
     best = json.loads((out / "best" / "metrics.json").read_text())
     best_step = best["step"]
@@ -433,7 +434,7 @@ def test_eval_every_scores_the_generator_and_keeps_the_best_export(split_imagefo
     curve = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
     assert [e["step"] for e in curve] == [2, 4, 6]  # the curve goes on across the resume
     kept = json.loads((out / "best" / "metrics.json").read_text())
-    score6 = selection_score(curve[-1])
+    score6 = selection_score(Scores.from_dict(curve[-1]))
     assert kept["step"] == (6 if score6 < chosen[best_step] else best_step)
 
 
@@ -455,7 +456,7 @@ def test_eval_every_with_too_few_images_for_a_two_sample_test_ranks_by_fd(split_
 
 def test_out_of_time_only_when_a_budget_is_set_and_spent():
     from gan.config import TrainConfig
-    from gan.run import TrainingState
+    from gan.train.state import TrainingState
 
     one_minute, no_limit = TrainConfig(max_minutes=1), TrainConfig(max_minutes=0)
     assert not TrainingState(train_seconds=59.9).out_of_time(one_minute)
@@ -473,7 +474,7 @@ def test_max_minutes_stops_training_and_a_larger_budget_trains_on(tiny_imagefold
     """The real training loop in this process with a fake clock: each step takes exactly 10 s, so the steps a budget
     allows do not depend on how fast (or busy) the machine is."""
     from train import build_parser, config_from_args
-    from gan.training import TrainingState, train
+    from gan.train.loop import TrainingState, train
 
     out = tmp_path / "budget"
     flags = ["--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY, "--max-steps", "100000",
@@ -534,7 +535,7 @@ def test_mixed_precision_flag_reaches_accelerate_and_the_summary_records_it(tiny
 
 def test_fp16_on_a_cpu_is_refused_whoever_asked_for_it():
     from gan.errors import GanError
-    from gan.training import check_precision
+    from gan.train.loop import check_precision
 
     with pytest.raises(GanError, match=r"^--mixed-precision fp16 needs a GPU.*use --mixed-precision no"):
         check_precision("fp16", "cpu", from_flag=True)

@@ -1,5 +1,5 @@
-"""`python -m gan.hub push DIR REPO_ID` (gan/publish.py)."""
+"""`python -m gan.hub push DIR REPO_ID` (gan/sharing/publish.py)."""
 
-from ..publish import main
+from ..sharing.publish import main
 
 raise SystemExit(main())

@@ -1,7 +1,7 @@
 """The "fake or real?" quiz: a human evaluation of a model (HYPE-infinity, Zhou et al. 2019: the human error rate
 at telling generated images from real ones; about 50% means indistinguishable).
 
-    quiz = Quiz(quiz_model(load_demo_model("models/fashion-mnist")), JudgmentStore("quiz.sqlite"))  # gan.demo
+    quiz = Quiz(quiz_model(load_demo_model("models/fashion-mnist")), JudgmentStore("quiz.sqlite"))  # gan.serve.demo
     session = quiz.new_session()                       # one per visitor, kept on the server (gr.State)
     view = quiz.next_round(session, "single")          # images and a prompt, never the answer
     feedback = quiz.answer(session, view.round_id, "fake")

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from ..errors import reports_errors
+from ..version import command_parser
 from .scores import RESAMPLES, describe_interval, format_table, stats, stats_table
 from .store import default_db_path
-from ..version import add_version_flag
 
 
 @reports_errors
 def main(argv: list[str] | None = None) -> int:
     """`python -m gan.quiz stats [--db PATH] [--json]`: the quiz's results per model and class."""
-    parser = argparse.ArgumentParser(prog="python -m gan.quiz", description="Results of the fake-or-real quiz.")
-    add_version_flag(parser)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = command_parser("python -m gan.quiz", "Results of the fake-or-real quiz.")
     show = commands.add_parser("stats", help="error, fooling and miss rates per model and class, with 95%% intervals")
     show.add_argument("--db", default=None, help="quiz database (default: QUIZ_DB, /data/quiz.sqlite or "
                                                  "~/.cache/gan/quiz.sqlite)")

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..display import enlarge
 from ..errors import GanError
 from ..sampling import MAX_SEED, check_truncation, generate
+from ..serve.display import enlarge
 from .store import MODES, Judgment, JudgmentStore
 
 CHOICES = {"single": ("real", "fake"), "pair": ("left", "right")}
@@ -136,12 +136,12 @@ class QuizSession:
 
 @dataclass(frozen=True)
 class QuizModel:
-    """What a quiz needs of a model, however it was loaded (gan/demo.py `quiz_model` makes one of a served model)."""
+    """What a quiz needs of a model, however it was loaded (gan/serve/demo.py `quiz_model` makes one of a served model)."""
 
     name: str  # recorded with every judgment
     generator: nn.Module  # makes the fakes through `gan.sampling.generate`; has `model_config`
     discriminator: nn.Module | None  # scores both images of every round (None: no scores)
-    real_images: torch.Tensor  # (N, H, W, C) uint8: the held-out real pool (gan/files.py `load_real_pool`)
+    real_images: torch.Tensor  # (N, H, W, C) uint8: the held-out real pool (gan/model_files.py `load_real_pool`)
     real_labels: torch.Tensor  # (N,) class indices
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import GanError
-from ..intervals import wilson_interval
+from ..quality.intervals import wilson_interval
 from .store import MODES, Judgment, JudgmentStore, select_judgments, to_judgment
 
 RESAMPLES = 2000  # bootstrap resamples of sessions

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sampling import save_gif, save_png
+from ..sampling import save_gif, save_png
 
 
 class Scratch:

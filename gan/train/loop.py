@@ -1,7 +1,7 @@
 """The training loop: accelerate runs it on one CPU, one GPU or many processes (DDP) without changes.
 
-This module is the loop and its setup; a step's parts are in gan/steps.py, checkpoints and resume in
-gan/checkpoints.py, samples, export and pushes in gan/export.py, and what they share in gan/run.py.
+This module is the loop and its setup; a step's parts are in gan/train/steps.py, checkpoints and resume in
+gan/train/checkpoints.py, samples, export and pushes in gan/train/export.py, and what they share in gan/train/state.py.
 
 Output folder of a run:
     training_config.json   the TrainConfig of the run (a rerun must match it to resume)
@@ -9,7 +9,7 @@ Output folder of a run:
     samples/step_N.png     fixed-noise grids, one row per class, seeds 0..sample_seeds-1 (ψ = 1)
     timelapse.gif          those grids in order
     evals.jsonl            the scores of every --eval-every evaluation (the run's learning curve)
-    export/                EMA generator + discriminator as safetensors (gan/export.py, gan/files.py), samples
+    export/                EMA generator + discriminator as safetensors (gan/train/export.py, gan/model_files.py), samples
     logs/<project>/        tracker logs (e.g. TensorBoard: losses, images/s, scores, sample grids) with --log-with
 """
 
@@ -21,7 +21,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -32,18 +31,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .augment import parse_policy
+from ..config import ModelConfig, TrainConfig
+from ..config import parse_policy
+from ..data import ImageData, ImageDataset, class_shares, collate_batch, load_image_data
+from ..errors import GanError
+from ..models import Discriminator, Generator
+from ..quality.scores import Scores
 from .checkpoints import prepare_run_folder, resume_checkpoint, save_checkpoint, start_from_export
-from .config import ModelConfig, TrainConfig
-from .data import ImageData, ImageDataset, class_shares, collate_batch, load_image_data
 from .ema import EMA, recalibrate_batch_norm
-from .errors import GanError
 from .export import (EVALS_NAME, export_models, held_out_pool, log_sample_grid, prepare_push, push_export,
                      save_sample_grid)
-from .models import Discriminator, Generator
 from .monitor import (BEST_FOLDER, QualityMonitor, best_score_on_disk, c2st_size, selection_score, summary_line,
                       tracker_values)
-from .run import Run, TrainingState
+from .state import Run, TrainingState
 from .steps import StepModels, d_step, ema_step, g_step
 
 
@@ -79,7 +79,7 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
         scores = periodic_actions(run, monitor, progress, loss_d, loss_g, last) or scores
     progress.close()
 
-    final_scores = scores if scores and scores["step"] == state.step else None
+    final_scores = scores if scores and scores.step == state.step else None
     export_dir = export_models(run, metrics=final_scores)
     if cfg.push_to_hub and accelerator.is_main_process:
         push_export(export_dir, cfg, f"Training finished at step {state.step}", final=True)
@@ -88,7 +88,7 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
 
 
 def periodic_actions(run: Run, monitor: QualityMonitor | None, progress: Progress, loss_d: torch.Tensor,
-                     loss_g: torch.Tensor, last: bool) -> dict[str, Any] | None:
+                     loss_g: torch.Tensor, last: bool) -> Scores | None:
     """What falls due after this step: logging, a sample grid, an evaluation (its scores are returned), a
     checkpoint, an export and a push. The last step does all but the export and push, which `train` does."""
     cfg, accelerator, step = run.cfg, run.accelerator, run.state.step
@@ -331,17 +331,17 @@ def time_is_up(accelerator: Accelerator, state: TrainingState, cfg: TrainConfig)
     return bool(broadcast(flag).item()) if accelerator.num_processes > 1 else bool(flag.item())
 
 
-def evaluate_and_keep_best(run: Run, monitor: QualityMonitor | None) -> dict[str, Any]:
+def evaluate_and_keep_best(run: Run, monitor: QualityMonitor | None) -> Scores:
     """Score the EMA generator (on the main process); export it to out/best when its selection score (realism by
     C2ST and FD, see monitor.selection_score) is the lowest so far."""
     accelerator, out, state = run.accelerator, run.out, run.state
     scores = None
     if accelerator.is_main_process:
         scores = monitor.score(recalibrate_batch_norm(run.ema.model), state.step)
-        scores["train_minutes"] = round(state.train_seconds / 60, 2)  # the x axis of quality-per-CPU-minute curves
+        scores.train_minutes = round(state.train_seconds / 60, 2)  # the x axis of quality-per-CPU-minute curves
         print(summary_line(scores), flush=True)
         with open(out / EVALS_NAME, "a") as log:  # one line per evaluation: the run's learning curve
-            log.write(json.dumps(scores) + "\n")
+            log.write(json.dumps(scores.to_dict()) + "\n")
     scores = broadcast_object_list([scores])[0]
     accelerator.log(tracker_values(scores), step=state.step)
     if selection_score(scores) < state.best_score:

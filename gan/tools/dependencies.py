@@ -6,7 +6,7 @@ import importlib.util
 import sys
 
 EXTRAS = {
-    "train": ("accelerate", "datasets", "torchmetrics", "tqdm"),  # train.py and the metrics of gan.evaluate
+    "train": ("accelerate", "datasets", "torchmetrics", "tqdm"),  # train.py and the metrics of gan.tools.evaluate
     "app": ("gradio", "pandas"),  # app.py
 }
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .models import class_weights
+from ..models import class_weights
 
 
 class Turns:

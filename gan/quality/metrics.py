@@ -33,14 +33,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import ImageData, balanced_subset, class_counts, portable_source, stratified_subset, to_model_range
-from .errors import GanError
+from ..data import ImageData, balanced_subset, class_counts, portable_source, stratified_subset, to_model_range
+from ..errors import GanError
+from ..sampling import generate
+from ..version import __version__
 from .evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit, evaluator_outputs,
                         predict, train_evaluator)
 from .intervals import binomial_p_value, wilson_interval
-from .neighbours import feature_vectors, nearest, squared_distance_blocks, squared_norms
-from .sampling import generate
-from .version import __version__
+from .knn import feature_vectors, nearest, squared_distance_blocks, squared_norms
+from .scores import Scores
 
 if TYPE_CHECKING:
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -50,7 +51,6 @@ CAS_SEED_OFFSET = 2**31  # CAS trains on seeds 2**31.. so its images are never t
 KID_SUBSETS = 100  # random subsets KID averages over (torchmetrics' default)
 KID_MAX_SUBSET_SIZE = 1000  # images per KID subset, fewer when fewer images are scored
 FLOOR_SEED = 0  # picks the train images that FD's floor compares with the test split
-METRICS_NAME = "metrics.json"  # the scores of a model folder, which its card states
 MANIFOLD_K = 3  # k of the k-NN manifolds of precision and recall (Kynkäänniemi et al.'s choice)
 
 Images = np.ndarray | torch.Tensor  # uint8 (N, H, W, C) arrays or uint8 (N, C, H, W) tensors
@@ -194,61 +194,65 @@ def generated_batches(generator: nn.Module, *, per_class: int | Sequence[int], t
 def score_generator(generator: nn.Module, evaluator: Evaluator, reference: ImageData, *,
                     train: ImageData | None = None, per_class: int = 1000, truncation: float = 1.0,
                     inception: bool = False, memorization: bool = False,
-                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    log: Callable[[str], None] | None = None) -> Scores:
     """Class accuracy, FD, KID (and FD's train-vs-test floor when `train` is given) of a generator's images:
     per_class x classes images in the class mix of `train` (of `reference` without it; see class_counts), seeds
     0..n_c-1 of each class c, at the given truncation, against `reference`.
     memorization (needs `train`): also precision, recall and authenticity (memorization_scores)."""
-    if memorization and train is None:
-        raise GanError("precision, recall and authenticity need the training split; pass train=")
     log = log or (lambda message: None)
-    check_evaluator_fits(evaluator, generator.model_config)
-    if len(reference.class_names) != generator.model_config.num_classes:
-        raise GanError(f"the dataset has {len(reference.class_names)} classes but the generator makes "
-                       f"{generator.model_config.num_classes}; score it against the dataset it was trained on")
-    if per_class < 1:
-        raise GanError(f"images per class must be at least 1, got {per_class}")
+    _check_scoring(generator, evaluator, reference, train=train, per_class=per_class, memorization=memorization)
     num_classes = generator.model_config.num_classes
     num_samples = per_class * num_classes
     counts = class_counts((train if train is not None else reference).labels, num_classes, num_samples)
-    fd_metrics = {"fd": frechet_metric(evaluator)}
-    if inception:
-        fd_metrics["inception_fd"] = inception_metric()
+    fd_metrics = {"fd": frechet_metric(evaluator), **({"inception_fd": inception_metric()} if inception else {})}
     subset_size = kid_subset_size(num_samples, len(reference.labels))
     kid = kid_metric(evaluator, subset_size)
-
     log(f"features of {len(reference.labels)} reference images")
     for metric in (*fd_metrics.values(), kid):
         add_images(metric, reference.images, real=True)
 
     log(f"generating and scoring {num_samples} images (classes as in the data: {counts}, truncation {truncation})")
     generated: list[tuple[int, torch.Tensor]] | None = [] if memorization else None
-    scores: dict[str, Any] = {
-        "num_samples": num_samples,
-        "per_class": per_class,
-        "class_counts": counts,  # generated images of each class: the data's class mix
-        "truncation": truncation,
-        "reference_images": len(reference.labels),
-        "class_accuracy": _score_generated(generator, evaluator, [*fd_metrics.values(), kid], counts=counts,
-                                           truncation=truncation, keep=generated),
-    }
-    scores.update({name: compute_fd(metric) for name, metric in fd_metrics.items()})
-
+    accuracy = _score_generated(generator, evaluator, [*fd_metrics.values(), kid], counts=counts,
+                                truncation=truncation, keep=generated)
+    kid_mean, kid_std = compute_kid(kid)
+    scores = Scores(num_samples=num_samples, per_class=per_class, class_counts=counts, truncation=truncation,
+                    reference_images=len(reference.labels), class_accuracy=accuracy,
+                    fd=compute_fd(fd_metrics["fd"]), kid_mean=kid_mean, kid_std=kid_std, kid_subset_size=subset_size)
+    if inception:
+        scores.inception_fd = compute_fd(fd_metrics["inception_fd"])
     if train is not None:
-        floor_images = floor_subset(train, num_samples)
-        log(f"floor: features of {len(floor_images)} real train images")
-        for name, metric in fd_metrics.items():
-            metric.reset()  # keeps the reference (real) features, drops the generated ones
-            add_images(metric, floor_images, real=False)
-            scores[f"{name}_train_test"] = compute_fd(metric)
-        scores["fd_train_test_images"] = len(floor_images)
-        scores["fd_ratio"] = scores["fd"] / scores["fd_train_test"] if scores["fd_train_test"] > 0 else None
-    scores["kid_mean"], scores["kid_std"] = compute_kid(kid)
-    scores["kid_subset_size"] = subset_size
+        _add_fd_floor(scores, fd_metrics, train, log)
     if generated is not None:
-        scores.update(memorization_scores(evaluator, as_image_data(generated, reference.class_names), train,
-                                          reference, log=log))
+        memorized = memorization_scores(evaluator, as_image_data(generated, reference.class_names), train, reference,
+                                        log=log)
+        scores.precision_recall, scores.authenticity = memorized["precision_recall"], memorized["authenticity"]
     return scores
+
+
+def _check_scoring(generator: nn.Module, evaluator: Evaluator, reference: ImageData, *, train: ImageData | None,
+                   per_class: int, memorization: bool) -> None:
+    """GanError for a scoring that cannot work: the wrong evaluator or data for the generator, no images."""
+    if memorization and train is None:
+        raise GanError("precision, recall and authenticity need the training split; pass train=")
+    check_evaluator_fits(evaluator, generator.model_config)
+    if len(reference.class_names) != generator.model_config.num_classes:
+        raise GanError(f"the dataset has {len(reference.class_names)} classes but the generator makes "
+                       f"{generator.model_config.num_classes}; score it against the dataset it was trained on")
+    if per_class < 1:
+        raise GanError(f"images per class must be at least 1, got {per_class}")
+
+
+def _add_fd_floor(scores: Scores, fd_metrics: dict, train: ImageData, log: Callable[[str], None]) -> None:
+    """FD's floor: real training images in place of the generated ones, against the same reference features."""
+    floor_images = floor_subset(train, scores.num_samples)
+    log(f"floor: features of {len(floor_images)} real train images")
+    for name, metric in fd_metrics.items():
+        metric.reset()  # keeps the reference (real) features, drops the generated ones
+        add_images(metric, floor_images, real=False)
+        setattr(scores, f"{name}_train_test", compute_fd(metric))
+    scores.fd_train_test_images = len(floor_images)
+    scores.fd_ratio = scores.fd / scores.fd_train_test if scores.fd_train_test > 0 else None
 
 
 def _score_generated(generator: nn.Module, evaluator: Evaluator, metrics: list, *, counts: Sequence[int],
@@ -373,7 +377,7 @@ class C2stSettings:
     min_gain: float = 0.01  # about one standard error of a validation accuracy on 2,000 images
 
 
-SATURATING_C2ST = C2stSettings(budgets=(20, 40, 80))  # gan.evaluate score's default judge
+SATURATING_C2ST = C2stSettings(budgets=(20, 40, 80))  # gan.tools.evaluate score's default judge
 
 
 def c2st(real: np.ndarray | torch.Tensor, generated: np.ndarray | torch.Tensor, *,
@@ -491,21 +495,14 @@ def cas(generator: nn.Module, test: ImageData, config: EvaluatorConfig, *, per_c
 # ---------------------------------------------------------------------------------------------- reports
 
 
-def with_provenance(scores: dict[str, Any], *, model: str, dataset: str, reference_split: str, train_split: str,
-                    evaluator_dir: Path, evaluator_config: EvaluatorConfig) -> dict[str, Any]:
-    """The scores with what a reader needs to trust and reproduce them, dataset and evaluator first."""
-    return {
-        "model": model,
-        "dataset": portable_source(dataset),
-        "reference_split": reference_split,
-        "train_split": train_split,
-        "seeds": f"0..{scores['per_class'] - 1} for each class",
-        "evaluator": str(evaluator_dir),
-        "evaluator_test_accuracy": evaluator_config.test_accuracy,
-        **scores,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "package_version": package_version(),
-    }
+def with_provenance(scores: Scores, *, model: str, dataset: str, reference_split: str, train_split: str,
+                    evaluator_dir: Path, evaluator_config: EvaluatorConfig) -> Scores:
+    """The scores with what a reader needs to trust and reproduce them: model, dataset, splits, evaluator, date."""
+    return dataclasses.replace(
+        scores, model=model, dataset=portable_source(dataset), reference_split=reference_split,
+        train_split=train_split, seeds=f"0..{scores.per_class - 1} for each class", evaluator=str(evaluator_dir),
+        evaluator_test_accuracy=evaluator_config.test_accuracy,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"), package_version=package_version())
 
 
 def package_version() -> str:

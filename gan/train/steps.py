@@ -1,4 +1,4 @@
-"""One training step's parts: the discriminator step, the generator step and the EMA step. gan/training.py runs them
+"""One training step's parts: the discriminator step, the generator step and the EMA step. gan/train/loop.py runs them
 in its loop and bench/train_throughput.py times these same functions, so the benchmark measures what training does.
 """
 
@@ -10,8 +10,8 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
+from ..data import to_model_range
 from .augment import diff_augment
-from .data import to_model_range
 from .ema import EMA
 from .losses import PAIRED_LOSSES, discriminator_loss, generator_loss, gradient_penalty
 
@@ -25,8 +25,8 @@ class StepModels:
     discriminator: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    policy: list  # DiffAugment operations (gan/augment.py parse_policy)
-    loss: str  # "hinge", "nonsaturating" or "rpgan" (gan/losses.py)
+    policy: list  # DiffAugment operations (gan/train/augment.py parse_policy)
+    loss: str  # "hinge", "nonsaturating" or "rpgan" (gan/train/losses.py)
     latent_dim: int
     penalty: float = 0.0  # gamma of the R1 + R2 gradient penalties, gamma / 2 * (R1 + R2) (0: none)
     penalty_every: int = 1  # penalise every N-th D step, N times as hard (lazy regularisation, StyleGAN2)

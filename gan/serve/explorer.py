@@ -4,7 +4,7 @@ model makes of a visitor's picture, and editing an image along the model's main 
 Each function takes a `DemoModel` and raw inputs (as an API caller may send anything), checks them, and returns
 uint8 images and plain data. Per-model helpers (the neighbour index, the evaluator, the directions, the dataset's
 framing) are made on first use and kept: the index is built from the training data the first time anyone asks
-(gan/neighbours.py caches it on disk), the rest in milliseconds.
+(gan/explore/neighbours.py caches it on disk), the rest in milliseconds.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .card import read_json
+from ..errors import GanError
+from ..explore.directions import SLIDER_RANGE, Directions, directions_for, edit
+from ..explore.invert import Framing, Inversion, class_morphs, invert, load_user_image, measure_framing, walk_to_seed
+from ..explore.neighbours import NearestReal, NeighbourIndex, index_for_model, nearest_real
+from ..model_files import read_json
+from ..quality.evaluator import Evaluator, open_evaluator
+from ..quality.metrics import check_evaluator_fits
+from ..sampling import check_seed, check_truncation, generate, image_grid, latent_from_seed, resolve_class
 from .demo import DemoModel, check_int
-from .directions import SLIDER_RANGE, Directions, directions_for, edit
-from .errors import GanError
-from .evaluator import Evaluator, open_evaluator
-from .invert import Framing, Inversion, class_morphs, invert, load_user_image, measure_framing, walk_to_seed
-from .metrics import check_evaluator_fits
-from .neighbours import NearestReal, NeighbourIndex, index_for_model, nearest_real
-from .sampling import check_seed, check_truncation, generate, image_grid, latent_from_seed, resolve_class
 
 NEIGHBOURS = 5  # training images shown per kind of distance
 DIRECTION_SLIDERS = 5  # the main directions offered as sliders (the first five carry most of the variance)
@@ -166,7 +166,7 @@ def project(model: DemoModel, picture: object, walk_seed: object,
     target = load_user_image(picture, generator.model_config, framing=kept.framing)
     evaluator = evaluator_of(model)
     # Gradients flow through the eager model: the optimised one is inference-only.
-    # Between its steps the search lets visitors' generation passes go first (gan/batching.py, Turns).
+    # Between its steps the search lets visitors' generation passes go first (gan/serve/batching.py, Turns).
     found = invert(generator, target, evaluator=evaluator, steps=INVERT_STEPS, max_seconds=INVERT_SECONDS,
                    progress=progress, pause=model.fast.turns.wait)
     morphs = class_morphs(model.fast, found, frames=MORPH_FRAMES)

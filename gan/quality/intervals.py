@@ -1,4 +1,4 @@
-"""Confidence intervals and tests for proportions: a C2ST's held-out accuracy (gan/metrics.py) and the quiz's error
+"""Confidence intervals and tests for proportions: a C2ST's held-out accuracy (gan/quality/metrics.py) and the quiz's error
 rates (gan/quiz/scores.py) share them."""
 
 from __future__ import annotations

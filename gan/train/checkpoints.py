@@ -11,10 +11,10 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..errors import GanError
+from ..models import load_discriminator, load_generator
 from .ema import EMA
-from .errors import GanError
-from .models import load_discriminator, load_generator
 
 CHECKPOINT_PREFIX = "step_"
 PARTIAL_PREFIX = ".partial-"  # a checkpoint is written under this name and renamed when complete

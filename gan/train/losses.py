@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("hinge", "nonsaturating", "rpgan")
+from ..config import LOSSES
+
 # Losses whose generator side also needs the discriminator's scores of real images of the same classes.
 PAIRED_LOSSES = {"rpgan"}
 

@@ -10,8 +10,11 @@ Loading never unpickles anything and is strict: a missing or unexpected tensor i
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -23,7 +26,7 @@ from .errors import GanError
 
 WEIGHTS_NAME = "model.safetensors"
 REAL_POOL_NAME = "real_pool.safetensors"  # held-out real images for the quiz: never seen in training
-INDEX_NAME = "neighbours.safetensors"  # the copy check's index shipped in a model folder (gan/neighbours.py)
+INDEX_NAME = "neighbours.safetensors"  # the copy check's index shipped in a model folder (gan/explore/neighbours.py)
 # Files of a model folder that hold real images of the dataset. They leave the machine only when the owner says so
 # (publish_folder's real_pool / training_thumbnails; `gan-space deploy --publish-real-pool` and friends): a trainer
 # with private, personal or licensed images must never leak them by publishing a demo.
@@ -32,11 +35,12 @@ REAL_IMAGE_FILES = {
     INDEX_NAME: "a thumbnail of every training image (the copy check's index)",
 }
 CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.json"  # the scores of a model (gan/quality/scores.py), which its card states
 DISCRIMINATOR_FOLDER = "discriminator"
 MODEL_FILES = ("config.json", "model.safetensors", "discriminator/*", "samples.png", "timelapse.gif",
                "metrics.json", "training_config.json", "training_summary.json", "real_pool.safetensors", "README.md",
-               "directions.safetensors",  # the GANSpace directions (gan/directions.py): a few kB
-               "neighbours.safetensors")  # a copy check index, where one was built into the folder (gan/neighbours.py)
+               "directions.safetensors",  # the GANSpace directions (gan/explore/directions.py): a few kB
+               "neighbours.safetensors")  # a copy check index, where one was built into the folder (gan/explore/neighbours.py)
 
 
 def save_model(model: nn.Module, directory: str | Path) -> Path:
@@ -51,13 +55,21 @@ def save_model(model: nn.Module, directory: str | Path) -> Path:
 
 def load_model(cls: type[nn.Module], directory: str | Path) -> nn.Module:
     """Build `cls` from directory/config.json and load directory/model.safetensors strictly; returns it in eval mode."""
+    return load_folder(directory, lambda config: cls(ModelConfig.load(config)), kind="model folder",
+                       is_it="an exported model folder")
+
+
+def load_folder(directory: str | Path, build: Callable[[Path], nn.Module], *, kind: str, is_it: str,
+                absent_hint: str = "", weights_name: str = WEIGHTS_NAME, config_name: str = CONFIG_NAME) -> nn.Module:
+    """The network that build(directory/config_name) makes, with directory/weights_name loaded strictly, in eval
+    mode; a missing folder or weights file is a GanError naming the folder's kind ("model folder", ...)."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise GanError(f"model folder {directory} does not exist")
-    weights = directory / WEIGHTS_NAME
+        raise GanError(f"{kind} {directory} does not exist{absent_hint}")
+    weights = directory / weights_name
     if not weights.is_file():
-        raise GanError(f"{directory} holds no {WEIGHTS_NAME}; is it an exported model folder?")
-    model = cls(ModelConfig.load(directory / CONFIG_NAME))
+        raise GanError(f"{directory} holds no {weights_name}; is it {is_it}?")
+    model = build(directory / config_name)
     load_state_strictly(model, read_safetensors(weights), source=str(weights))
     return model.eval()
 
@@ -131,3 +143,39 @@ def looks_like_local_path(text: str) -> bool:
     """Hub ids are "name" or "owner/name"; anything rooted, relative-dotted or deeper can only be a path."""
     return text.startswith(("/", "./", "../", "~")) or text.count("/") > 1 or (
         os.sep != "/" and os.sep in text)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from path, or None if the file is absent or unreadable."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def portable_path(value: str, folder: str) -> str:
+    """An absolute path of the training machine as folder/<its last part>; Hub ids and relative paths stay."""
+    path = Path(value)
+    return f"{folder}/{path.name}" if path.is_absolute() else value
+
+
+# The models shipped in the repository's models/ folder (a checkout or a Space; an installed package ships none), in
+# the order the app offers them: the first is the default of every command and of the app.
+SHIPPED_MODEL_NAMES = ("fashion-mnist", "emoji", "mnist")
+CHECKOUT_ROOT = Path(__file__).resolve().parents[1]  # in a checkout: app.py, models/ and gan/ side by side
+
+
+def shipped_model_folder(name: str = SHIPPED_MODEL_NAMES[0]) -> Path:
+    """The folder of a shipped model in a checkout (it may be absent from an installed package)."""
+    return CHECKOUT_ROOT / "models" / name
+
+
+def model_or_default(model: str | None) -> str:
+    """--model, else the default model shipped beside the package in a checkout."""
+    if model is not None:
+        return model
+    if not (shipped_model_folder() / CONFIG_NAME).is_file():
+        raise GanError("no --model given, and no shipped model next to this installed package: pass a model folder "
+                       "or a Hub repo id, e.g. --model user/fashion-mnist-cgan")
+    return str(shipped_model_folder())

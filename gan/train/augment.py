@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import GanError
+from ..config import DIFFAUGMENT_OPS
+
 
 
 def brightness(x: torch.Tensor) -> torch.Tensor:
@@ -58,22 +59,12 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-POLICIES = {
+POLICIES = {  # one entry per name of gan/config.py's DIFFAUGMENT_OPS, which --diffaugment is checked against
     "color": (brightness, saturation, contrast),
     "translation": (translation,),
     "cutout": (cutout,),
 }
-
-
-def parse_policy(policy: str | None) -> tuple[str, ...]:
-    """Validate a comma-separated policy such as "color,translation,cutout"; "" or "none" means no augmentation."""
-    if policy is None or policy.strip().lower() in ("", "none"):
-        return ()
-    names = tuple(name.strip().lower() for name in policy.split(",") if name.strip())
-    unknown = [name for name in names if name not in POLICIES]
-    if unknown:
-        raise GanError(f"unknown DiffAugment op(s) {unknown}; choose from {', '.join(POLICIES)} or 'none'")
-    return names
+assert tuple(POLICIES) == DIFFAUGMENT_OPS, "gan/config.py's DIFFAUGMENT_OPS and POLICIES name the same ops"
 
 
 def diff_augment(x: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:

@@ -10,8 +10,8 @@ from pathlib import Path
 from accelerate import Accelerator
 from torch import nn
 
-from .config import TrainConfig
-from .data import ImageData
+from ..config import TrainConfig
+from ..data import ImageData
 from .ema import EMA
 
 

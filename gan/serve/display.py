@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 
-from .sampling import to_pil
+from ..sampling import to_pil
 
 DISPLAY_SIZE = 160  # small images are enlarged (by a whole factor) to about this many pixels
 

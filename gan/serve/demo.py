@@ -20,17 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from .card import read_json
-from .errors import GanError
-from .config import ModelConfig
-from .files import CONFIG_NAME, DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, load_real_pool, looks_like_local_path
-from .hub import resolve_model_folder
+from ..config import ModelConfig
+from ..errors import GanError
+from ..hub import resolve_model_folder
+from ..inference import optimize
+from ..model_files import (CONFIG_NAME, DISCRIMINATOR_FOLDER, WEIGHTS_NAME, load_model, load_real_pool,
+                           looks_like_local_path, read_json)
+from ..models import Discriminator, Generator
+from ..quality.scores import Scores
+from ..quiz.rounds import QuizModel
+from ..sampling import MAX_SEED, check_seed, check_truncation, generate, image_grid, interpolate, resolve_class
 from .batching import BatchedGenerator
-from .inference import optimize
-from .models import Discriminator, Generator
-from .quiz.rounds import QuizModel
 from .display import DISPLAY_SIZE, enlarge, png_bytes
-from .sampling import MAX_SEED, check_seed, check_truncation, generate, image_grid, interpolate, resolve_class
 from .scratch import scratch, write_png, write_zip
 
 ALL_CLASSES = "All classes"
@@ -48,12 +49,12 @@ class DemoModel:
     folder: Path  # where its files are on disk
     generator: Generator  # the model as trained (eval mode): for anything that needs its modules
     discriminator: Discriminator | None
-    metrics: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None  # its metrics.json as it is, which the API passes on
     hub_url: str | None = None
     # What serves images: the inference-optimised copy (gan/inference.py) behind a batcher that lets concurrent
-    # visitors share forward passes (gan/batching.py). Same pixels as `generator`, within one grey level.
+    # visitors share forward passes (gan/serve/batching.py). Same pixels as `generator`, within one grey level.
     fast: BatchedGenerator | None = field(default=None, repr=False)
-    extras: Any = field(default=None, repr=False)  # what gan/explore.py makes for this model on first use
+    extras: Any = field(default=None, repr=False)  # what gan/serve/explorer.py makes for this model on first use
 
     def __post_init__(self) -> None:
         if self.fast is None:
@@ -62,6 +63,7 @@ class DemoModel:
     @property
     def class_names(self) -> list[str]:
         return self.generator.model_config.class_names
+
 
     @property
     def default_truncation(self) -> float:
@@ -357,32 +359,34 @@ def describe(model: DemoModel) -> str:
         "**Classes**: " + ", ".join(f"{i} {name}" for i, name in enumerate(config.class_names)),
         "",
     ]
-    metrics = model.metrics or {}
-    accuracy = (metrics.get("class_accuracy") or {}).get("overall")
-    if accuracy is not None:
+    scores = Scores.from_dict(model.metrics)
+    if scores.accuracy is not None:
         lines += [
-            f"**Measured** on {metrics.get('num_samples')} generated images (truncation {metrics.get('truncation')}), "
+            f"**Measured** on {scores.num_samples} generated images (truncation {scores.truncation}), "
             f"by a classifier trained on the real data:",
             "",
             "| metric | value |", "| --- | --- |",
-            f"| class accuracy of generated images | {accuracy:.3f} |",
-            f"| the classifier's accuracy on real test images | {metrics.get('evaluator_test_accuracy', float('nan')):.3f} |",
-            f"| Fréchet distance to real test images (its features) | {metrics.get('fd', float('nan')):.3f} |",
-            f"| the same for real train vs real test images (floor) | {metrics.get('fd_train_test', float('nan')):.3f} |",
+            f"| class accuracy of generated images | {scores.accuracy:.3f} |",
+            f"| the classifier's accuracy on real test images | {_number(scores.evaluator_test_accuracy)} |",
+            f"| Fréchet distance to real test images (its features) | {_number(scores.fd)} |",
+            f"| the same for real train vs real test images (floor) | {_number(scores.fd_train_test)} |",
         ]
-        c2st = metrics.get("c2st") or {}
-        if c2st.get("accuracy") is not None:
+        if scores.c2st_accuracy is not None:
             lines.append(f"| a fresh real-vs-generated classifier's accuracy (C2ST; 0.5 = cannot tell) "
-                         f"| {c2st['accuracy']:.3f} |")
+                         f"| {scores.c2st_accuracy:.3f} |")
     else:
         lines.append("No metrics were measured for this model.")
     return "\n".join(lines)
 
 
+def _number(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.3f}"
+
+
 def machine_judge(model: DemoModel) -> str:
     """One Markdown line: how well a machine tells this model's images from real ones, to set beside people's."""
-    c2st = (model.metrics or {}).get("c2st") or {}
-    if c2st.get("accuracy") is None:
+    c2st = Scores.from_dict(model.metrics).c2st
+    if (c2st or {}).get("accuracy") is None:
         return f"No machine two-sample test was measured for `{model.source}`."
     low, high = c2st["interval_95"]
     return (f"**Machine judge** for `{model.source}`: a fresh classifier trained to tell its images from real ones "

@@ -15,17 +15,17 @@ import torch
 from accelerate import Accelerator
 from PIL import Image
 
-from .card import read_json, training_command, write_model_card
-from .config import ModelConfig, TrainConfig
-from .data import ImageData, balanced_subset, load_image_data
+from ..config import ModelConfig, TrainConfig
+from ..data import ImageData, balanced_subset, load_image_data
+from ..errors import GanError
+from ..hub import check_repo_id, hub_errors
+from ..model_files import DISCRIMINATOR_FOLDER, METRICS_NAME, read_json, save_model, save_real_pool
+from ..quality.scores import Scores
+from ..sampling import class_grid, save_gif, save_png
+from ..sharing.card import training_command, write_model_card
+from ..sharing.publish import publish_folder
 from .ema import recalibrate_batch_norm
-from .errors import GanError
-from .files import DISCRIMINATOR_FOLDER, save_model, save_real_pool
-from .hub import check_repo_id, hub_errors
-from .metrics import METRICS_NAME
-from .publish import publish_folder
-from .run import Run
-from .sampling import class_grid, save_gif, save_png
+from .state import Run
 
 EVALS_NAME = "evals.jsonl"  # every --eval-every evaluation of a run, one JSON object a line
 
@@ -74,7 +74,7 @@ def write_timelapse(out: Path, *, shrink: int = 1, max_frames: int = 16) -> Path
     return save_gif(frames, out / "timelapse.gif", duration_ms=[300] * (len(frames) - 1) + [2000])
 
 
-def export_models(run: Run, *, folder: str = "export", metrics: dict[str, Any] | None = None) -> Path:
+def export_models(run: Run, *, folder: str = "export", metrics: Scores | None = None) -> Path:
     """Write the EMA generator and the discriminator (safetensors + config) with samples into out/<folder>,
     and `metrics` (scores of this very generator) as its metrics.json, which the card states."""
     accelerator, out, ema, cfg, state = run.accelerator, run.out, run.ema, run.cfg, run.state
@@ -105,7 +105,7 @@ def export_models(run: Run, *, folder: str = "export", metrics: dict[str, Any] |
         if run.pool is not None:
             save_real_pool(run.pool.images, run.pool.labels, staging, split=cfg.real_pool_split)
         if metrics is not None:
-            (staging / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
+            (staging / METRICS_NAME).write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
         write_model_card(staging, repo_id=cfg.push_to_hub)
         # Swap the finished folder in, so the export is never seen half-written.
         previous = out / f".{folder}-previous"

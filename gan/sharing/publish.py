@@ -3,16 +3,15 @@ commit; and `gan-hub push` / `python -m gan.hub push`, its command line."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from ..errors import reports_errors
+from ..hub import check_repo_id, upload_folder
+from ..model_files import DISCRIMINATOR_FOLDER, INDEX_NAME, REAL_POOL_NAME
+from ..models import load_discriminator, load_generator
+from ..version import command_parser
 from .card import write_model_card
-from .errors import reports_errors
-from .files import DISCRIMINATOR_FOLDER, INDEX_NAME, REAL_POOL_NAME
-from .hub import check_repo_id, upload_folder
-from .models import load_discriminator, load_generator
-from .version import add_version_flag
 
 
 def publish_folder(folder: str | Path, repo_id: str, *, private: bool | None = None, token: str | None = None,
@@ -41,9 +40,7 @@ def withheld_files(folder: Path, *, real_pool: bool, training_thumbnails: bool) 
 @reports_errors
 def main(argv: list[str] | None = None) -> int:
     """`python -m gan.hub push DIR REPO_ID`: publish an exported model folder to the Hub."""
-    parser = argparse.ArgumentParser(prog="gan-hub", description="Publish model folders to the Hub.")
-    add_version_flag(parser)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = command_parser("gan-hub", "Publish model folders to the Hub.")
     push = commands.add_parser("push", help="upload an exported model folder (with a fresh model card) as one commit")
     push.add_argument("folder", help="exported model folder, e.g. runs/NAME/export")
     push.add_argument("repo_id", help="model repo, e.g. user/fashion-mnist-cgan")

@@ -20,11 +20,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from .card import hub_dataset_id
-from .config import JsonConfig
-from .data import ImageData, portable_source, to_model_range
-from .errors import GanError
-from .files import load_state_strictly, read_safetensors
+from ..config import JsonConfig
+from ..data import ImageData, hub_dataset_id, portable_source, to_model_range
+from ..errors import GanError
+from ..model_files import load_folder
 
 WEIGHTS_NAME = "evaluator.safetensors"
 CONFIG_NAME = "evaluator_config.json"
@@ -239,16 +238,9 @@ def save_evaluator(model: Evaluator, directory: str | Path) -> Path:
 
 def load_evaluator(directory: str | Path) -> Evaluator:
     """Rebuild an evaluator from its folder and load its weights strictly; returns it in eval mode on the CPU."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise GanError(f"evaluator folder {directory} does not exist; train one with "
-                       f"`python -m gan.evaluate train --dataset SRC --output {directory}`")
-    weights = directory / WEIGHTS_NAME
-    if not weights.is_file():
-        raise GanError(f"{directory} holds no {WEIGHTS_NAME}; is it an evaluator folder?")
-    model = Evaluator(EvaluatorConfig.load(directory / CONFIG_NAME))
-    load_state_strictly(model, read_safetensors(weights), source=str(weights))
-    return model.eval()
+    return load_folder(directory, lambda config: Evaluator(EvaluatorConfig.load(config)), kind="evaluator folder",
+                       is_it="an evaluator folder", weights_name=WEIGHTS_NAME, config_name=CONFIG_NAME,
+                       absent_hint=f"; train one with `python -m gan.evaluate train --dataset SRC --output {directory}`")
 
 
 EVALUATORS_FOLDER = Path("evaluators")  # where an evaluator is looked for when none is named
