@@ -23,23 +23,25 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan.serve.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, SWEEP_STEPS, DemoModel, ModelRegistry,  # noqa: E402
-                      class_index_list, describe, enlarge_factor, generate_images, grid_scale, images_archive,
-                      interpolation_frames, machine_judge, model_files, model_label, model_record, random_seed,
-                      samples_caption, shared_view, SharedView, single_image, tile_at, truncation_sweep, write_grid)
-from gan.serve.display import enlarge, images_html  # noqa: E402
 from gan.errors import GanError  # noqa: E402
-from gan.serve.explorer import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
-                         directions_caption, edit_along_directions, project, projection_record)
-from gan.serve.housekeeping import launch_limits, prepare_serving_process, start_cache_sweeper  # noqa: E402
 from gan.explore.invert import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
+from gan.model_files import SHIPPED_MODEL_NAMES  # noqa: E402
 from gan.quiz import JudgmentStore, QuizRegistry, stats, stats_chart, stats_table  # noqa: E402
 from gan.sampling import MAX_SEED  # noqa: E402
+from gan.serve.demo import (ALL_CLASSES, MAX_FRAMES, MAX_IMAGES, SWEEP_STEPS, DemoModel, ModelRegistry,  # noqa: E402
+                            SharedView, class_index_list, describe, enlarge_factor, generate_images, grid_scale,
+                            images_archive, interpolation_frames, machine_judge, model_files, model_label,
+                            model_record, random_seed, samples_caption, shared_view, single_image, tile_at,
+                            truncation_sweep, write_grid)
+from gan.serve.display import enlarge, images_html  # noqa: E402
+from gan.serve.explorer import (INVERT_SECONDS, NEIGHBOURS, SLIDER_RANGE, CopyCheck, check_copy,  # noqa: E402
+                                directions_caption, edit_along_directions, project, projection_record)
+from gan.serve.housekeeping import launch_limits, prepare_serving_process, start_cache_sweeper  # noqa: E402
 from gan.serve.scratch import write_gif, write_png, write_pngs  # noqa: E402
 from gan.tools.space import space_models  # noqa: E402
 
-SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
-SHIPPED_NAMES = ("fashion-mnist", "emoji", "mnist")  # the first is the default
+SHIPPED_MODELS = Path(__file__).resolve().parent / "models"  # beside this file, as a Space has them
+SHIPPED_NAMES = SHIPPED_MODEL_NAMES  # the first is the default
 
 
 def shipped_model_source(name: str) -> str:
@@ -50,13 +52,13 @@ def shipped_model_source(name: str) -> str:
 
 
 DEFAULT_MODEL = shipped_model_source(SHIPPED_NAMES[0])
-# Model events in flight at once. Their forward passes do not compete: gan/serve/batching.py runs one pass at a time on all
-# cores and merges whatever waits into the next one, so more events in flight means bigger, cheaper passes; the
-# rest of an event (PNG encoding, files) overlaps with the passes.
+# Model events in flight at once. Their forward passes do not compete: gan/serve/batching.py runs one pass at a time
+# on all cores and merges whatever waits into the next one, so more events in flight means bigger, cheaper passes;
+# the rest of an event (PNG encoding, files) overlaps with the passes.
 MODEL_QUEUE = 16
 # Long jobs get queues of their own: one inversion at a time (seconds of gradient steps on both cores, paused
-# whenever a generation pass waits: gan/serve/batching.py, Turns), two copy-check searches. A fifth looping inverter then
-# waits for its turn instead of slowing everyone's grids (bench/app_fairness.py).
+# whenever a generation pass waits: gan/serve/batching.py, Turns), two copy-check searches. A fifth looping inverter
+# then waits for its turn instead of slowing everyone's grids (bench/app_fairness.py).
 QUEUES = {"model": MODEL_QUEUE, "invert": 1, "search": 2}
 # Quiz images stay square at every width: a pair shrinks both images alike (never one more than the other, never out
 # of square: a stretched garment is a cue that has nothing to do with the model). Galleries drop to 4 columns on

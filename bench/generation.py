@@ -6,8 +6,8 @@ against a plain eager forward of the same weights (`fast=False`), in the same pr
 
 "Model time" is what `gan.sampling.generate` spends from seeds to uint8 pixels (noise, the generator in eval mode,
 conversion). The two paths take turns (in blocks of calls, or call by call: --order), so both see the same machine
-load; median and best of --repeats after warm-up. 28 px uses the shipped Fashion-MNIST model, other sizes a freshly initialised generator of
-the default width (time does not depend on weight values). glibc's allocator is set as app.py sets it for serving
+load; median and best of --repeats after warm-up. 28 px uses the shipped Fashion-MNIST model, other sizes a freshly
+initialised generator of the default width (time does not depend on weight values). glibc's allocator is set as app.py sets it for serving
 (`tune_malloc_for_serving`: big buffers reused from the heap rather than mmapped afresh each pass), for both paths;
 `--system-malloc` leaves glibc's defaults, as a script that imports gan has them. Reports, never asserts.
 """

@@ -40,7 +40,7 @@ DISCRIMINATOR_FOLDER = "discriminator"
 MODEL_FILES = ("config.json", "model.safetensors", "discriminator/*", "samples.png", "timelapse.gif",
                "metrics.json", "training_config.json", "training_summary.json", "real_pool.safetensors", "README.md",
                "directions.safetensors",  # the GANSpace directions (gan/explore/directions.py): a few kB
-               "neighbours.safetensors")  # a copy check index, where one was built into the folder (gan/explore/neighbours.py)
+               "neighbours.safetensors")  # a copy check index built into the folder (gan/explore/neighbours.py)
 
 
 def save_model(model: nn.Module, directory: str | Path) -> Path:

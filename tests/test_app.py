@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import TRAINING_COPY, decode_images, free_port, images_of, tiny_export, tiny_neighbour_index
 from gan.serve.demo import (ALL_CLASSES, ModelRegistry, SharedView, check_int, generate_images, model_label, seed_range,
-                      shared_view, tile_at)
+                            shared_view, tile_at)
 from gan.serve.display import enlarge
 from gan.errors import GanError
 from gan.models import load_generator

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from conftest import REPO, run, tiny_export
 from gan.config import ModelConfig
 from gan.explore.directions import (DIRECTIONS_NAME, compute_directions, directions_for, edit, load_directions,
-                            save_directions)
+                                    save_directions)
 from gan.errors import GanError
 from gan.quality.evaluator import Evaluator, EvaluatorConfig, predict, save_evaluator
 from gan.explore.invert import Framing, class_morphs, invert, load_user_image, measure_framing, walk_to_seed

@@ -17,10 +17,10 @@ from gan.data import ImageData, load_image_data, stratified_subset, to_model_ran
 from gan.errors import GanError
 from gan.tools.evaluate import main
 from gan.quality.evaluator import (CONFIG_NAME, WEIGHTS_NAME, Evaluator, EvaluatorConfig, augment, load_evaluator,
-                           save_evaluator, train_evaluator)
+                                   save_evaluator, train_evaluator)
 from gan.model_files import save_model
 from gan.quality.metrics import (EvaluatorFeatures, cas, check_evaluator_fits, class_accuracy, fd_between,
-                         generated_batches, kid_between, kid_subset_size, score_generator)
+                                 generated_batches, kid_between, kid_subset_size, score_generator)
 from gan.models import Generator
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -22,7 +22,7 @@ from gan.model_files import save_model
 from gan.quality.evaluator import default_evaluator_dir
 from gan.quality.metrics import authentic_share, precision_recall
 from gan.explore.neighbours import (INDEX_NAME, build_index, index_for_model, load_index, nearest_real, save_index,
-                                   thumbnail_size, thumbnails)
+                                    thumbnail_size, thumbnails)
 from gan.quality.knn import feature_vectors, nearest
 from gan.tools.neighbours import main
 from test_metrics import TINY_EVALUATOR, tiny_generator, write_idx_dataset

@@ -45,7 +45,7 @@ from ..errors import GanError
 from ..hub import resolve_model_folder
 from ..model_files import CONFIG_NAME, INDEX_NAME, load_state_strictly, portable_path, read_json
 from ..quality.evaluator import (Evaluator, EvaluatorConfig, as_image_tensor, check_images_fit,
-                        open_evaluator)
+                                 open_evaluator)
 from ..quality.evaluator import WEIGHTS_NAME as EVALUATOR_WEIGHTS
 from ..quality.knn import feature_vectors, nearest, squared_norms
 from ..version import __version__

@@ -1,6 +1,7 @@
 """Models on the Hugging Face Hub: `from_pretrained` / `push_to_hub` for our models, resolving a repo id (or a
 folder) to a local folder, uploading a folder as one commit, and the Hub client's errors as one readable line.
-The file format itself lives in gan/model_files.py; publishing a model folder (check, card, upload) in gan/sharing/publish.py.
+The file format itself lives in gan/model_files.py; publishing a model folder (check, card, upload) in
+gan/sharing/publish.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import TypeVar
 
 from ..config import ModelConfig, check_repo_id  # noqa: F401 - check_repo_id is part of this module's API
 from ..errors import GanError
-from ..model_files import CONFIG_NAME, MODEL_FILES, WEIGHTS_NAME, load_model, looks_like_local_path, model_subfolder, save_model
+from ..model_files import (CONFIG_NAME, MODEL_FILES, WEIGHTS_NAME, load_model, looks_like_local_path, model_subfolder,
+                           save_model)
 
 # Never uploaded: hidden files, caches and pickled formats (weights travel as safetensors only).
 IGNORED = [".*", "**/.*", "**/__pycache__/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]

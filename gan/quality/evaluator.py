@@ -240,7 +240,8 @@ def load_evaluator(directory: str | Path) -> Evaluator:
     """Rebuild an evaluator from its folder and load its weights strictly; returns it in eval mode on the CPU."""
     return load_folder(directory, lambda config: Evaluator(EvaluatorConfig.load(config)), kind="evaluator folder",
                        is_it="an evaluator folder", weights_name=WEIGHTS_NAME, config_name=CONFIG_NAME,
-                       absent_hint=f"; train one with `python -m gan.evaluate train --dataset SRC --output {directory}`")
+                       absent_hint="; train one with `python -m gan.evaluate train --dataset SRC "
+                                   f"--output {directory}`")
 
 
 EVALUATORS_FOLDER = Path("evaluators")  # where an evaluator is looked for when none is named

@@ -1,5 +1,5 @@
-"""Confidence intervals and tests for proportions: a C2ST's held-out accuracy (gan/quality/metrics.py) and the quiz's error
-rates (gan/quiz/scores.py) share them."""
+"""Confidence intervals and tests for proportions: a C2ST's held-out accuracy (gan/quality/metrics.py) and the
+quiz's error rates (gan/quiz/scores.py) share them."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from .cli import main
 from .rounds import (CHOICES, PROMPTS, Feedback, Quiz, QuizModel, QuizRegistry, QuizSession, RoundView, check_guess,
                      check_mode, encode_image)
 from .scores import (METRICS, MIN_BOOTSTRAP_SESSIONS, RESAMPLES, TABLE_HEADERS, describe_interval, format_table,
-                    rate_interval, read_judgments, stats, stats_chart, stats_table)
+                     rate_interval, read_judgments, stats, stats_chart, stats_table)
 from .store import MAX_PENDING, MODES, Judgment, JudgmentStore, default_db_path
 
 __all__ = [

@@ -136,7 +136,8 @@ class QuizSession:
 
 @dataclass(frozen=True)
 class QuizModel:
-    """What a quiz needs of a model, however it was loaded (gan/serve/demo.py `quiz_model` makes one of a served model)."""
+    """What a quiz needs of a model, however it was loaded (gan/serve/demo.py `quiz_model` makes one of a served
+    model)."""
 
     name: str  # recorded with every judgment
     generator: nn.Module  # makes the fakes through `gan.sampling.generate`; has `model_config`

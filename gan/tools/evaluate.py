@@ -35,8 +35,8 @@ from ..model_files import METRICS_NAME  # noqa: E402
 from ..models import load_generator  # noqa: E402
 from ..quality.evaluator import EvaluatorConfig, open_evaluator, save_evaluator, train_evaluator  # noqa: E402
 from ..quality.metrics import (SATURATING_C2ST, C2stSettings, as_image_data, c2st_of_generator,  # noqa: E402
-                      cas, check_evaluator_fits, generated_batches, memorization_scores, score_generator,
-                      with_provenance)
+                               cas, check_evaluator_fits, generated_batches, memorization_scores, score_generator,
+                               with_provenance)
 from ..quality.scores import Scores  # noqa: E402
 from ..sampling import check_truncation  # noqa: E402
 from ..sharing.card import write_model_card  # noqa: E402

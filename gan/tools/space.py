@@ -293,8 +293,8 @@ def push_copy(model: SpaceModel, token: str | None, *, private: bool, code_url: 
 
 
 def attach_neighbour_index(folder: Path, log=print) -> None:
-    """Put the copy check's index (gan/explore/neighbours.py) into a model folder about to be pushed: a Space has neither the
-    training data nor the evaluator to build one. Built here (or taken from this machine's cache) when the data is
+    """Put the copy check's index (gan/explore/neighbours.py) into a model folder about to be pushed: a Space has
+    neither the training data nor the evaluator to build one. Built here (or taken from this machine's cache) when the data is
     at hand; otherwise the model goes without, and the Space's copy check says so."""
     from ..explore.neighbours import index_for_model, save_index
 

@@ -9,7 +9,8 @@ Output folder of a run:
     samples/step_N.png     fixed-noise grids, one row per class, seeds 0..sample_seeds-1 (ψ = 1)
     timelapse.gif          those grids in order
     evals.jsonl            the scores of every --eval-every evaluation (the run's learning curve)
-    export/                EMA generator + discriminator as safetensors (gan/train/export.py, gan/model_files.py), samples
+    export/                EMA generator + discriminator as safetensors (gan/train/export.py, gan/model_files.py),
+                           samples
     logs/<project>/        tracker logs (e.g. TensorBoard: losses, images/s, scores, sample grids) with --log-with
 """
 
