@@ -147,7 +147,7 @@ def _read(name: str, open_image: Callable[[], Image.Image], use: Callable[[Image
 def _image_to_array(image: Image.Image, *, image_size: int, channels: int) -> np.ndarray:
     mode = "L" if channels == 1 else "RGB"
     image.draft(mode, (image_size, image_size))  # lets JPEG decode at reduced scale; a no-op for other formats
-    image = _resize_and_crop(_convert_mode(image, mode), image_size)
+    image = resize_and_crop(_convert_mode(image, mode), image_size)
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if channels == 1 else array.transpose(2, 0, 1)  # (H, W[, C]) -> (C, H, W)
 
@@ -156,7 +156,7 @@ def _convert_mode(image: Image.Image, mode: str) -> Image.Image:
     if image.mode == mode and "transparency" not in image.info:
         return image
     if image.mode in GREY_MODES - {"1", "L", "LA"}:
-        image = _high_depth_to_grey(image)
+        image = high_depth_to_grey(image)
     elif image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         # Composite on white rather than dropping alpha: transparent pixels often hide arbitrary colours,
         # and icon/sprite datasets are drawn to be seen on a light background.
@@ -165,7 +165,9 @@ def _convert_mode(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)  # CMYK, YCbCr, P, 1 etc.: PIL's own conversion (RGB -> L uses ITU-R 601 luma)
 
 
-def _high_depth_to_grey(image: Image.Image) -> Image.Image:
+def high_depth_to_grey(image: Image.Image) -> Image.Image:
+    """A 16-bit or float grey image as 8-bit grey, scaled rather than clipped: 16-bit values / 257, floats in [0, 1]
+    x 255."""
     values = np.asarray(image, dtype=np.float64)
     if image.mode.startswith("I;16"):
         values = values / 257.0  # 16-bit: 65535 -> 255
@@ -176,7 +178,8 @@ def _high_depth_to_grey(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
 
 
-def _resize_and_crop(image: Image.Image, size: int) -> Image.Image:
+def resize_and_crop(image: Image.Image, size: int) -> Image.Image:
+    """The image resized so its shorter side is `size`, then centre-cropped to size x size."""
     width, height = image.size
     if (width, height) == (size, size):
         return image

@@ -144,6 +144,17 @@ def test_the_layer_rule_catches_an_upward_import():
         layer_of("gan.unplaced")
 
 
+def test_no_module_imports_another_modules_private_names():
+    """A leading underscore means "this module's own": another module that needs it should get a public name."""
+    private = []
+    for path in GAN.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                private += [f"{path.relative_to(GAN.parent)}: {a.name}" for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+    assert private == []
+
+
 def test_forwarders_only_forward_to_their_command():
     for name in FORWARDERS:
         path = GAN / f"{name.split('.')[-1]}.py"

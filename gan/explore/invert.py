@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from ..config import ModelConfig
-from ..data import GREY_MODES, _high_depth_to_grey, _resize_and_crop, to_model_range
+from ..data import GREY_MODES, high_depth_to_grey, resize_and_crop, to_model_range
 from ..errors import GanError, reports_errors
 from ..model_files import model_or_default
 from ..models import load_generator
@@ -91,7 +91,7 @@ def load_user_image(source: object, config: ModelConfig, *, framing: Framing | N
     image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
     if framing.background is None:
         # No plain background (photos, CIFAR-like data): resize and centre-crop exactly as the dataset loader does.
-        image = _resize_and_crop(image, config.image_size)
+        image = resize_and_crop(image, config.image_size)
     else:
         if config.channels == 1:  # a colour picture's negative is another picture: only grey data are negated
             image = _match_polarity(image, framing.background)
@@ -176,7 +176,7 @@ def _array_to_picture(array: np.ndarray) -> Image.Image:
 def _flatten(image: Image.Image, mode: str, background: int | None) -> Image.Image:
     """One grey or RGB layer: deep greys scaled to 8 bits, palettes and CMYK converted, transparency composited."""
     if image.mode in GREY_MODES - {"1", "L", "LA"}:
-        image = _high_depth_to_grey(image)  # 16-bit and float greys: scaled, not clipped
+        image = high_depth_to_grey(image)  # 16-bit and float greys: scaled, not clipped
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         backdrop = _backdrop(rgba, background) if mode == "L" else (255 if background is None else background,) * 3
