@@ -95,13 +95,22 @@ class Generator(nn.Module, HubModelMixin):
 
 def output_layer(x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """The output layer: tanh, scaled by output_gain (white_gain at the white end, where set) and clamped, so that
-    pure white and black are reachable. A clamped pixel passes no gradient; D only sees it where it already matches
-    the data's extreme."""
+    pure white and black are reachable; then, with output_norm "max", each image stretched to white. A clamped pixel
+    passes no gradient; D only sees it where it already matches the data's extreme."""
     gain, white_gain = config.output_gain, config.white_gain
     if white_gain is None or white_gain == gain:
-        return torch.tanh(x) if gain == 1.0 else (gain * torch.tanh(x)).clamp(-1.0, 1.0)
-    t = torch.tanh(x)
-    return (t * torch.where(t > 0, white_gain, gain)).clamp(-1.0, 1.0)
+        pixels = torch.tanh(x) if gain == 1.0 else (gain * torch.tanh(x)).clamp(-1.0, 1.0)
+    else:
+        t = torch.tanh(x)
+        pixels = (t * torch.where(t > 0, white_gain, gain)).clamp(-1.0, 1.0)
+    return brightest_to_white(pixels) if config.output_norm == "max" else pixels
+
+
+def brightest_to_white(pixels: torch.Tensor) -> torch.Tensor:
+    """Each image (B, C, H, W) in [-1, 1] scaled about black (-1) so that its brightest value is 1; the gradient
+    reaches every pixel, the brightest one through the scale."""
+    brightest = pixels.amax(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+    return -1.0 + (pixels + 1.0) * (2.0 / (brightest + 1.0).clamp(min=1e-3))
 
 
 class DiscriminatorBlock(nn.Module):

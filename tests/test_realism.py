@@ -139,6 +139,20 @@ def test_a_white_gain_of_one_clamps_the_black_end_only():
         ModelConfig(num_classes=3, white_gain=0.9)
 
 
+def test_max_output_norm_makes_every_images_brightest_pixel_white():
+    """Data whose every image was scaled to reach white (Fashion-MNIST: 94% hold a 255) can have a model that does."""
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(num_classes=3, g_width=8, d_width=8, latent_dim=16, output_norm="max")).eval()
+    with torch.no_grad():
+        generator.out_conv.bias.fill_(-2.0)  # dark images: their brightest pixel is far from white before the norm
+    images = generate(generator, [0, 1, 2] * 4, list(range(12)))
+    assert (images.reshape(12, -1).max(1) == 255).all() and (images.reshape(12, -1).min(1) < 128).all()
+    pixels = generator.to_pixels(torch.full((2, 1, 4, 4), -30.0))  # all black: stays black, no division blow-up
+    assert torch.isfinite(pixels).all() and pixels.max() <= 1 and pixels.min() >= -1
+    with pytest.raises(GanError, match="output_norm"):
+        ModelConfig(num_classes=3, output_norm="mean")
+
+
 def test_a_trained_layer_saturates_images_when_pushed():
     """Images of a model whose last layer is pushed towards white reach 255 exactly, as real garments do."""
     torch.manual_seed(0)

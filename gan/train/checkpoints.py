@@ -119,9 +119,11 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):
         # Only the architecture must match: class names may differ, so a model of one dataset can start
         # training on another with as many classes (transfer, which converges much faster on small data).
-        # The output gains have no weights: a tanh model may start a run that trains it to saturate.
+        # The output layer's gains and normalisation have no weights: a tanh model may start a run that trains it to
+        # saturate.
         theirs_arch = replace(theirs.model_config, class_names=mine.model_config.class_names,
-                              output_gain=mine.model_config.output_gain, white_gain=mine.model_config.white_gain)
+                              output_gain=mine.model_config.output_gain, white_gain=mine.model_config.white_gain,
+                              output_norm=mine.model_config.output_norm)
         if theirs_arch != mine.model_config:
             raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
                            f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")

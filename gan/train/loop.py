@@ -223,6 +223,7 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         d_width=cfg.d_width,
         output_gain=cfg.output_gain,
         white_gain=cfg.white_gain,
+        output_norm=cfg.output_norm,
         d_norm=cfg.d_norm,
         class_frequencies=class_shares(data.labels, len(data.class_names)),
     )
