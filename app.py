@@ -41,7 +41,6 @@ from gan.serve.scratch import write_gif, write_png, write_pngs  # noqa: E402
 from gan.tools.space import space_models  # noqa: E402
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"  # beside this file, as a Space has them
-SHIPPED_NAMES = SHIPPED_MODEL_NAMES  # the first is the default
 
 
 def shipped_model_source(name: str) -> str:
@@ -51,7 +50,7 @@ def shipped_model_source(name: str) -> str:
     return f"models/{name}" if (Path.cwd() / "models" / name).resolve() == folder else str(folder)
 
 
-DEFAULT_MODEL = shipped_model_source(SHIPPED_NAMES[0])
+DEFAULT_MODEL = shipped_model_source(SHIPPED_MODEL_NAMES[0])  # the first shipped model is the default
 # Model events in flight at once. Their forward passes do not compete: gan/serve/batching.py runs one pass at a time
 # on all cores and merges whatever waits into the next one, so more events in flight means bigger, cheaper passes;
 # the rest of an event (PNG encoding, files) overlaps with the passes.
@@ -97,7 +96,8 @@ def model_sources(cli_models: list[str] | None = None) -> list[str]:
         return [os.environ["GAN_MODEL"]]
     if readme_models := space_models(Path(__file__).resolve().parent / "README.md"):
         return readme_models
-    shipped = [shipped_model_source(n) for n in SHIPPED_NAMES[1:] if (SHIPPED_MODELS / n / "config.json").is_file()]
+    shipped = [shipped_model_source(n) for n in SHIPPED_MODEL_NAMES[1:]
+               if (SHIPPED_MODELS / n / "config.json").is_file()]
     return [DEFAULT_MODEL, *shipped]
 
 

@@ -1,5 +1,7 @@
 """The package's version (read by pyproject.toml) and the format version of the config.json files it writes."""
 
+import argparse
+
 __version__ = "0.3.0"
 
 # config.json format: MAJOR.MINOR. A minor step only adds fields, which older readers skip with a warning; a major
@@ -16,11 +18,9 @@ def add_version_flag(parser) -> None:
                         version=f"conditional-gan {__version__} (config format {CONFIG_FORMAT})")
 
 
-def command_parser(prog: str, description: str | None):
+def command_parser(prog: str, description: str | None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     """A command line of subcommands (argparse): (parser, its subparsers). The description is printed as written
     (a module docstring keeps its usage lines), and `--version` is there."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_version_flag(parser)

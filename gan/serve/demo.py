@@ -385,9 +385,10 @@ def _number(value: float | None) -> str:
 
 def machine_judge(model: DemoModel) -> str:
     """One Markdown line: how well a machine tells this model's images from real ones, to set beside people's."""
-    c2st = Scores.from_dict(model.metrics).c2st
-    if (c2st or {}).get("accuracy") is None:
+    scores = Scores.from_dict(model.metrics)
+    if scores.c2st_accuracy is None:
         return f"No machine two-sample test was measured for `{model.source}`."
+    c2st = scores.c2st
     low, high = c2st["interval_95"]
     return (f"**Machine judge** for `{model.source}`: a fresh classifier trained to tell its images from real ones "
             f"is right on {c2st['accuracy']:.1%} of images it did not train on (95% interval {low:.1%}-{high:.1%}; "

@@ -33,7 +33,6 @@ from ..sharing.publish import publish_folder, withheld_files
 from ..version import command_parser
 from .dependencies import require_extra
 
-PROJECT_ROOT = CHECKOUT_ROOT  # app.py, pyproject.toml and gan/ side by side
 # What a Space serves when no --model is given (those present in the checkout).
 SHIPPED_MODELS = tuple(f"models/{name}" for name in SHIPPED_MODEL_NAMES)
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -178,9 +177,9 @@ def data_lines(consent: Consent) -> list[str]:
 
 def check_checkout() -> None:
     """The Space is built from a checkout (app.py is not part of the installed package)."""
-    if not (PROJECT_ROOT / "app.py").is_file() or not (PROJECT_ROOT / "pyproject.toml").is_file():
+    if not (CHECKOUT_ROOT / "app.py").is_file() or not (CHECKOUT_ROOT / "pyproject.toml").is_file():
         raise GanError("deploy from a checkout of this project: app.py and pyproject.toml must sit beside gan/ "
-                       f"(not found in {PROJECT_ROOT})")
+                       f"(not found in {CHECKOUT_ROOT})")
     require_extra("app", "gan-space deploy")  # the Space's sdk_version is the installed gradio's
 
 
@@ -189,10 +188,10 @@ def stage_space(folder: Path, space_id: str, models: list[SpaceModel], datasets:
     """Write the Space's files into folder; returns their paths, sorted."""
     import gradio
 
-    shutil.copyfile(PROJECT_ROOT / "app.py", folder / "app.py")
-    shutil.copyfile(PROJECT_ROOT / "pyproject.toml", folder / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "gan", folder / "gan", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
-    (folder / "requirements.txt").write_text(space_requirements(PROJECT_ROOT / "pyproject.toml"))
+    shutil.copyfile(CHECKOUT_ROOT / "app.py", folder / "app.py")
+    shutil.copyfile(CHECKOUT_ROOT / "pyproject.toml", folder / "pyproject.toml")
+    shutil.copytree(CHECKOUT_ROOT / "gan", folder / "gan", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    (folder / "requirements.txt").write_text(space_requirements(CHECKOUT_ROOT / "pyproject.toml"))
     (folder / "README.md").write_text(space_readme(space_id, models, datasets, gradio.__version__, space_url, consent))
     (folder / ".gitattributes").write_text(GITATTRIBUTES)
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -226,8 +225,8 @@ def deploy(space_id: str, model_specs: list[str] | None = None, *, token: str | 
     check_repo_id(space_id)
     if space_id.count("/") != 1:
         raise GanError(f"name the Space as OWNER/NAME, not {space_id!r}")
-    specs = model_specs or [str(PROJECT_ROOT / m) for m in SHIPPED_MODELS
-                            if (PROJECT_ROOT / m / "config.json").is_file()]
+    specs = model_specs or [str(CHECKOUT_ROOT / m) for m in SHIPPED_MODELS
+                            if (CHECKOUT_ROOT / m / "config.json").is_file()]
     models = plan_models(space_id, specs)
     token = token or get_token()
     if not dry_run and not token:
@@ -294,8 +293,8 @@ def push_copy(model: SpaceModel, token: str | None, *, private: bool, code_url: 
 
 def attach_neighbour_index(folder: Path, log=print) -> None:
     """Put the copy check's index (gan/explore/neighbours.py) into a model folder about to be pushed: a Space has
-    neither the training data nor the evaluator to build one. Built here (or taken from this machine's cache) when the data is
-    at hand; otherwise the model goes without, and the Space's copy check says so."""
+    neither the training data nor the evaluator to build one. Built here (or taken from this machine's cache) when the
+    data is at hand; otherwise the model goes without, and the Space's copy check says so."""
     from ..explore.neighbours import index_for_model, save_index
 
     if (folder / INDEX_NAME).is_file():
