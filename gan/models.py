@@ -7,11 +7,13 @@ the resolution in the generator and halve it in the discriminator. Both models a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .config import ModelConfig
@@ -169,6 +171,21 @@ class Discriminator(nn.Module, HubModelMixin):
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(images)).sum(dim=(2, 3))  # (B, C) global sum pooling
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)  # (B,)
+
+
+def without_spectral_norm(discriminator: Discriminator) -> Discriminator:
+    """A discriminator with d_norm "none" that computes what `discriminator` (spectral norm) computes now: each
+    layer's weight divided by its current spectral-norm estimate, baked in. Lets a fine-tune drop spectral norm for
+    gradient penalties (R3GAN) without starting the discriminator afresh."""
+    plain = Discriminator(replace(discriminator.model_config, d_norm="none"))
+    # A fresh copy, not deepcopy: removing a parametrization edits its module's class, which a deepcopy shares.
+    source = Discriminator(discriminator.model_config).eval()  # eval: the stored power-iteration vectors, no update
+    source.load_state_dict(discriminator.state_dict())
+    for module in source.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    plain.load_state_dict(source.state_dict())
+    return plain.train(discriminator.training)
 
 
 def _layer(layer: nn.Module, *, spectral: bool = False) -> nn.Module:

@@ -107,3 +107,35 @@ def test_realism_curves_read_a_runs_evaluations(tmp_path):
     assert png.stat().st_size > 10_000
     missing = run([sys.executable, str(REPO / "bench" / "realism_curves.py"), str(tmp_path)])
     assert missing.returncode != 0 and "evals.jsonl" in missing.stderr
+
+
+def test_c2st_cue_benchmark_scores_each_transform_on_both_sets(tmp_path):
+    """bench/c2st_cues.py: each cue's transform keeps images uint8 and shaped, and the script scores each."""
+    import torch
+    from PIL import Image
+
+    sys.path.insert(0, str(REPO))
+    from bench.c2st_cues import CUES
+    from gan.model_files import load_real_pool
+
+    checker = (torch.arange(28)[:, None] + torch.arange(28)[None, :]) % 2 * 200  # the finest pattern there is
+    images = checker.to(torch.uint8).expand(3, 1, 28, 28)
+    for cue, (_, transform) in CUES.items():
+        out = transform(images)
+        assert out.dtype == torch.uint8 and out.shape == images.shape, cue
+    assert CUES["blur"][1](images)[0, 0, 5:-5, 5:-5].float().std() < 1  # blur leaves the checkerboard flat grey
+
+    pool, labels = load_real_pool(REPO / "models" / "fashion-mnist")  # 500 real images as a folder dataset
+    names = json.loads((REPO / "models" / "fashion-mnist" / "config.json").read_text())["class_names"]
+    for i, (image, label) in enumerate(zip(pool.numpy(), labels.tolist())):
+        folder = tmp_path / "data" / f"{label}-{names[label].replace('/', '-')}"  # sorts in the model's order
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.squeeze()).save(folder / f"{i:03d}.png")
+    out = tmp_path / "cues.json"
+    result = run([sys.executable, str(REPO / "bench" / "c2st_cues.py"), "--model", str(REPO / "models" / "fashion-mnist"),
+                  "--dataset", str(tmp_path / "data"), "--per-class", "20", "--epochs", "1",
+                  "--cues", "none", "blur", "--out", str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["images_per_set"] == 200 and [r["cue_removed"] for r in report["results"]] == ["none", "blur"]
+    assert all(0 <= r["accuracy"] <= 1 and r["interval_95"][0] <= r["accuracy"] for r in report["results"])

@@ -9,7 +9,7 @@ from gan.config import ModelConfig
 from gan.errors import GanError
 from gan.model_files import save_model
 from gan.models import load_discriminator, load_generator
-from gan.models import Discriminator, Generator
+from gan.models import Discriminator, Generator, without_spectral_norm
 from gan.sampling import generate
 from gan.version import CONFIG_FORMAT
 
@@ -51,6 +51,18 @@ def test_projection_discriminator_uses_the_class():
     image = torch.rand(1, 1, 28, 28).repeat(2, 1, 1, 1)
     scores = discriminator(image, torch.tensor([0, 1]))
     assert scores[0] != scores[1]
+
+
+def test_dropping_spectral_norm_keeps_what_the_discriminator_computes():
+    spectral = Discriminator(ModelConfig(d_width=8, num_classes=4))
+    images, labels = torch.rand(6, 1, 28, 28) * 2 - 1, torch.arange(6) % 4
+    spectral(images, labels)  # a training-mode pass moves the power iteration, as training does
+    spectral.eval()
+    plain = without_spectral_norm(spectral).eval()
+    assert plain.model_config.d_norm == "none"
+    assert not any("parametrizations" in name for name in plain.state_dict())
+    assert torch.allclose(plain(images, labels), spectral(images, labels), atol=1e-5)
+    assert torch.allclose(spectral(images, labels), spectral(images, labels))  # the source still works
 
 
 @pytest.mark.parametrize(

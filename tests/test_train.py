@@ -363,6 +363,11 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
     mismatched = run(python_command(*common, "--output-dir", str(tmp_path / "bad"), "--max-steps", "1",
                                     "--g-width", "16", "--init-from", str(first)))
     assert "its generator architecture differs" in error_line(mismatched)
+    # R3GAN's recipe fine-tunes a spectral-norm model: its discriminator's normalised weights carry over.
+    rpgan = run(python_command(*common, "--output-dir", str(tmp_path / "rpgan"), "--max-steps", "1", "--loss", "rpgan",
+                               "--gradient-penalty", "0.05", "--d-norm", "none", "--init-from", str(first)))
+    assert rpgan.returncode == 0, rpgan.stderr[-2000:]
+    assert load_generator(str(tmp_path / "rpgan" / "export")).model_config.d_norm == "none"
 
     # Transfer: another dataset with as many classes under other names starts from the same weights.
     renamed = tmp_path / "renamed"

@@ -13,7 +13,7 @@ from accelerate import Accelerator
 
 from ..config import TrainConfig
 from ..errors import GanError
-from ..models import load_discriminator, load_generator
+from ..models import load_discriminator, load_generator, without_spectral_norm
 from .ema import EMA
 
 CHECKPOINT_PREFIX = "step_"
@@ -116,14 +116,17 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     """Warm start (fine-tuning, or carrying a run across machines): weights of an exported model, fresh optimizers.
     The export's EMA generator starts both the live generator and the EMA; its config must match this run's."""
     exported_g, exported_d = load_generator(source), load_discriminator(source)
+    if exported_d.model_config.d_norm == "spectral" and discriminator.model_config.d_norm == "none":
+        exported_d = without_spectral_norm(exported_d)  # the same function, its normalised weights baked in
     for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):
         # Only the architecture must match: class names may differ, so a model of one dataset can start
         # training on another with as many classes (transfer, which converges much faster on small data).
         # The output layer's gains and normalisation have no weights: a tanh model may start a run that trains it to
-        # saturate.
+        # saturate. The generator never reads d_norm; a spectral-norm discriminator was converted above.
         theirs_arch = replace(theirs.model_config, class_names=mine.model_config.class_names,
                               output_gain=mine.model_config.output_gain, white_gain=mine.model_config.white_gain,
-                              output_norm=mine.model_config.output_norm)
+                              output_norm=mine.model_config.output_norm,
+                              d_norm=mine.model_config.d_norm if name == "generator" else theirs.model_config.d_norm)
         if theirs_arch != mine.model_config:
             raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
                            f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")
