@@ -34,7 +34,7 @@ def parse_policy(policy: str | None) -> tuple[str, ...]:
 START_RESOLUTIONS = (7, 4)
 SUPPORTED_IMAGE_SIZES = (28, 32, 56, 64, 112, 128, 256)
 D_NORMS = ("spectral", "none")  # discriminator layer normalisations (ModelConfig.d_norm)
-OUTPUT_NORMS = ("none", "max")  # per-image normalisations of the generator's output (ModelConfig.output_norm)
+OUTPUT_NORMS = ("none", "max", "max-linear")  # per-image normalisations of the generator's output (ModelConfig.output_norm)
 FORMAT_KEY = "format_version"  # in every config.json this package writes
 
 
@@ -147,6 +147,9 @@ class ModelConfig(JsonConfig):
             raise GanError(f"white_gain must be in [1, 2], got {self.white_gain}")
         if self.output_norm not in OUTPUT_NORMS:
             raise GanError(f"output_norm must be one of {', '.join(OUTPUT_NORMS)}, not {self.output_norm!r}")
+        if self.output_norm == "max-linear" and self.white_gain is not None:
+            raise GanError("white_gain has no meaning with output_norm max-linear, whose white end is linear; "
+                           "leave it unset")
         if self.d_norm not in D_NORMS:
             raise GanError(f"d_norm must be one of {', '.join(D_NORMS)}, not {self.d_norm!r}")
         if self.class_frequencies and (len(self.class_frequencies) != self.num_classes
@@ -220,7 +223,8 @@ class TrainConfig(JsonConfig):
                                             "data whose whites are anti-aliased strokes, such as MNIST",
                                       group=MODEL, low=1, high=2, open="[]")
     output_norm: str = option("none", "max: scale each generated image so its brightest value is pure white, for data "
-                                      "normalised that way (Fashion-MNIST); none: leave it", group=MODEL,
+                                      "normalised that way (Fashion-MNIST); max-linear: the same with a linear white "
+                                      "end, so only the brightest pixel saturates (MNIST); none: leave it", group=MODEL,
                               choices=OUTPUT_NORMS)
     loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
                               "each real image must outscore a generated one of its class; use with "

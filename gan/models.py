@@ -97,9 +97,12 @@ class Generator(nn.Module, HubModelMixin):
 
 def output_layer(x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """The output layer: tanh, scaled by output_gain (white_gain at the white end, where set) and clamped, so that
-    pure white and black are reachable; then, with output_norm "max", each image stretched to white. A clamped pixel
-    passes no gradient; D only sees it where it already matches the data's extreme."""
+    pure white and black are reachable; then, with output_norm "max", each image stretched to white ("max-linear":
+    the white end linear, so no plateau forms below the brightest pixel). A clamped pixel passes no gradient; D only
+    sees it where it already matches the data's extreme."""
     gain, white_gain = config.output_gain, config.white_gain
+    if config.output_norm == "max-linear":  # no ceiling before the scaling: the white end stays linear
+        return brightest_to_white(torch.where(x > 0, x, (gain * torch.tanh(x)).clamp(min=-1.0)))
     if white_gain is None or white_gain == gain:
         pixels = torch.tanh(x) if gain == 1.0 else (gain * torch.tanh(x)).clamp(-1.0, 1.0)
     else:
@@ -109,8 +112,8 @@ def output_layer(x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
 
 
 def brightest_to_white(pixels: torch.Tensor) -> torch.Tensor:
-    """Each image (B, C, H, W) in [-1, 1] scaled about black (-1) so that its brightest value is 1; the gradient
-    reaches every pixel, the brightest one through the scale."""
+    """Each image (B, C, H, W) of values >= -1 scaled about black (-1) so that its brightest value is 1; the
+    gradient reaches every pixel, the brightest one through the scale."""
     brightest = pixels.amax(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
     return -1.0 + (pixels + 1.0) * (2.0 / (brightest + 1.0).clamp(min=1e-3))
 

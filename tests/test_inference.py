@@ -48,6 +48,8 @@ CONFIGS = {
                                                      output_gain=1.1, white_gain=1.0),
     "28px grey, brightest to white": ModelConfig(num_classes=3, class_names=list("abc"), g_width=8, latent_dim=16,
                                                  output_norm="max"),
+    "28px grey, brightest to white, linear white end": ModelConfig(num_classes=3, class_names=list("abc"), g_width=8,
+                                                                  latent_dim=16, output_norm="max-linear"),
     "64px RGB, 4 blocks": ModelConfig(image_size=64, channels=3, num_classes=5, class_names=list("abcde"), g_width=4,
                                       latent_dim=32),
 }

@@ -153,6 +153,25 @@ def test_max_output_norm_makes_every_images_brightest_pixel_white():
         ModelConfig(num_classes=3, output_norm="mean")
 
 
+def test_a_linear_white_end_saturates_only_the_brightest_pixels():
+    """MNIST's digits reach 255 at about one pixel (strokes at 253-254): pushed to white, a tanh end clamps whole
+    strokes to 255 while a linear one keeps them graded below the brightest pixel."""
+    torch.manual_seed(0)
+    counts = {}
+    for norm in ("max", "max-linear"):
+        generator = Generator(ModelConfig(num_classes=3, g_width=8, d_width=8, latent_dim=16, output_norm=norm)).eval()
+        with torch.no_grad():
+            generator.out_conv.bias.fill_(4.0)  # far into tanh's plateau
+        images = generate(generator, [0, 1, 2] * 4, list(range(12))).reshape(12, -1)
+        assert (images.max(1) == 255).all()  # either way each image reaches white
+        counts[norm] = float((images == 255).sum(1).mean())
+    assert counts["max-linear"] < 3 and counts["max"] > 100
+    pixels = generator.to_pixels(torch.full((2, 1, 4, 4), -30.0))  # all black: stays black, no division blow-up
+    assert torch.isfinite(pixels).all() and pixels.max() <= 1 and pixels.min() >= -1
+    with pytest.raises(GanError, match="white_gain has no meaning"):
+        ModelConfig(num_classes=3, output_norm="max-linear", white_gain=1.0)
+
+
 def test_a_trained_layer_saturates_images_when_pushed():
     """Images of a model whose last layer is pushed towards white reach 255 exactly, as real garments do."""
     torch.manual_seed(0)
