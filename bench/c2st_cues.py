@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                         "interval_95": [round(v, 4) for v in scored["interval_95"]],
                         "minutes": round((time.perf_counter() - started) / 60, 2)})
         print(f"{cue:>15}  {results[-1]['accuracy']:.3f}  {description}", flush=True)
-    report_ = {"model": args.model, "dataset": portable_source(args.dataset), "split": args.split, "images_per_set": len(real_images),
-               "epochs": args.epochs, "threads": args.threads, "results": results}
+    report_ = {"model": args.model, "dataset": portable_source(args.dataset), "split": args.split,
+               "images_per_set": len(real_images), "epochs": args.epochs, "threads": args.threads, "results": results}
     if args.out:
         args.out.write_text(json.dumps(report_, indent=2) + "\n")
     return 0

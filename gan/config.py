@@ -34,7 +34,8 @@ def parse_policy(policy: str | None) -> tuple[str, ...]:
 START_RESOLUTIONS = (7, 4)
 SUPPORTED_IMAGE_SIZES = (28, 32, 56, 64, 112, 128, 256)
 D_NORMS = ("spectral", "none")  # discriminator layer normalisations (ModelConfig.d_norm)
-OUTPUT_NORMS = ("none", "max", "max-linear")  # per-image normalisations of the generator's output (ModelConfig.output_norm)
+# Per-image normalisations of the generator's output (ModelConfig.output_norm).
+OUTPUT_NORMS = ("none", "max", "max-linear")
 FORMAT_KEY = "format_version"  # in every config.json this package writes
 
 

@@ -132,7 +132,8 @@ def test_c2st_cue_benchmark_scores_each_transform_on_both_sets(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image.squeeze()).save(folder / f"{i:03d}.png")
     out = tmp_path / "cues.json"
-    result = run([sys.executable, str(REPO / "bench" / "c2st_cues.py"), "--model", str(REPO / "models" / "fashion-mnist"),
+    result = run([sys.executable, str(REPO / "bench" / "c2st_cues.py"),
+                  "--model", str(REPO / "models" / "fashion-mnist"),
                   "--dataset", str(tmp_path / "data"), "--per-class", "20", "--epochs", "1",
                   "--cues", "none", "blur", "--out", str(out)])
     assert result.returncode == 0, result.stderr[-2000:]
