@@ -114,6 +114,10 @@ class ModelConfig(JsonConfig):
     white_gain: float | None = None
     # "max": each image is scaled so its brightest value is pure white (black stays black), as in data whose every
     # image was normalised that way (94% of Fashion-MNIST's images hold a 255; a generator alone left 63% without).
+    # "max-linear": the same with the white end linear instead of tanh, so nothing plateaus below the brightest
+    # pixel. Meant for data scaled to one brightest pixel (MNIST: 90% of digits reach 255, median one pure white,
+    # strokes at 253-254; tanh's plateau made 24 pure whites a digit); on MNIST the generator then learned
+    # flat-topped strokes of its own (8 a digit after 100 minutes; BENCHMARKS.md).
     output_norm: str = "none"
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
@@ -225,7 +229,8 @@ class TrainConfig(JsonConfig):
                                       group=MODEL, low=1, high=2, open="[]")
     output_norm: str = option("none", "max: scale each generated image so its brightest value is pure white, for data "
                                       "normalised that way (Fashion-MNIST); max-linear: the same with a linear white "
-                                      "end, so only the brightest pixel saturates (MNIST); none: leave it", group=MODEL,
+                                      "end, so no tanh plateau forms below the brightest pixel; none: leave it",
+                              group=MODEL,
                               choices=OUTPUT_NORMS)
     loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
                               "each real image must outscore a generated one of its class; use with "
