@@ -460,7 +460,7 @@ def interpolate_tab(page: Page) -> None:
         mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path through the noise")
         truncation = truncation_slider(page.first.default_truncation, "Truncation ψ")
     walk = gr.Button("Interpolate", variant="primary")
-    animation = gr.Image(label="Animation", type="filepath", format="gif", height=320)
+    animation = gr.Image(label="Animation", type="filepath", format="gif", height=320, elem_id="interpolate-animation")
     frames = gr.Gallery(label="Frames", columns=8, format="png", object_fit="contain", height="auto",
                         elem_classes="gallery-grid")
     inputs = [page.model_name, start_class, start_seed, end_class, end_seed, steps, mode, truncation]

@@ -95,6 +95,13 @@ def assert_square(boxes, smallest: float) -> None:
 GRID_IMAGE = "#generate-grid img[src*='.png']"
 
 
+def wait_until_loaded(page, selector: str, condition: str = "i.naturalWidth > 0") -> None:
+    """Wait until the first image matching selector has loaded and meets condition (on i, the <img>): an <img> is in
+    the page before its file has arrived, and on a busy machine that gap is long enough to read a width of 0."""
+    page.wait_for_function(f"(() => {{ const i = document.querySelector({selector!r}); "
+                           f"return i && i.complete && {condition}; }})()")
+
+
 def grid_size(page) -> tuple[int, int]:
     return tuple(page.locator(GRID_IMAGE).first.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
 
@@ -114,8 +121,7 @@ def test_generate_shows_the_images(page, tmp_path_factory):
     open_tab(page, "Generate")
     page.get_by_role("button", name="Generate", exact=True).click()
     page.locator(GRID_IMAGE).first.wait_for()
-    page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
-                           "return i && i.complete && i.naturalWidth > 0; })()")
+    wait_until_loaded(page, GRID_IMAGE)
     # The default: 8 images per class for "All classes" (3 classes), one PNG of tiles 2 px apart, sent enlarged...
     grid_width, grid_height, scale = grid_layout(page, rows=3)
     assert grid_size(page) == (scale * grid_width, scale * grid_height)
@@ -135,8 +141,7 @@ def test_an_example_fills_the_inputs_and_runs(page):
     page.get_by_text("c: 16 from seed 42, ψ 0.7").click()
     # 16 images of one class: two rows of eight.
     _, height, scale = grid_layout(page, rows=2)
-    page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
-                           f"return i && i.complete && i.naturalHeight == {scale * height}; }})()")
+    wait_until_loaded(page, GRID_IMAGE, f"i.naturalHeight == {scale * height}")
     seed = page.get_by_label("Seed (first of consecutive seeds)")
     assert seed.input_value() == "42"
 
@@ -145,8 +150,7 @@ def test_clicking_a_grid_image_shows_its_nearest_training_images(page, tmp_path_
     open_tab(page, "Generate")
     page.get_by_text("All classes: 8 from seed 0, ψ 1.0").click()  # sets every input (an earlier test changed them)
     grid_width, grid_height, sent = grid_layout(page, rows=3)
-    page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
-                           f"return i && i.complete && i.naturalHeight == {sent * grid_height}; }})()")
+    wait_until_loaded(page, GRID_IMAGE, f"i.naturalHeight == {sent * grid_height}")
     grid = page.locator(GRID_IMAGE).first
     width, _ = rendered_boxes(grid)[0]
     scale = width / grid_width  # displayed pixels per image pixel
@@ -207,7 +211,7 @@ def test_directions_edit_an_image(page):
     open_tab(page, "Directions")
     page.get_by_role("button", name="Show", exact=True).click()
     image = page.locator("#directions-image img[src*='.png']")
-    image.first.wait_for()
+    wait_until_loaded(page, "#directions-image img[src*='.png']")
     size = page.image_size
     assert image.first.evaluate("img => img.naturalWidth") == size * round(160 / size)  # 28 px 6x, 32 px 5x
 
@@ -215,9 +219,8 @@ def test_directions_edit_an_image(page):
 def test_interpolate_shows_the_animation(page, tmp_path_factory):
     open_tab(page, "Interpolate")
     page.get_by_role("button", name="Interpolate", exact=True).click()
-    gif = page.locator("img[src*='.gif']")
-    gif.first.wait_for()
-    assert gif.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    # Waits for a loaded animation (reading it as soon as the <img> appeared failed once in CI).
+    wait_until_loaded(page, "#interpolate-animation img[src*='.gif']")
     page.screenshot(path=str(shots(tmp_path_factory) / f"interpolate-{page.viewport_name}.png"), full_page=True)
 
 
@@ -257,8 +260,7 @@ def test_a_shared_link_opens_the_page_on_its_images_and_offers_its_own_link(page
     url = page.url.split("?")[0]
     page.goto(url + "?class=b&seed=5&n=2&psi=0.5")
     _, height, scale = grid_layout(page, rows=1, columns=2)
-    page.wait_for_function(f"(() => {{ const i = document.querySelector({GRID_IMAGE!r}); "
-                           f"return i && i.complete && i.naturalHeight == {scale * height}; }})()")
+    wait_until_loaded(page, GRID_IMAGE, f"i.naturalHeight == {scale * height}")
     assert page.get_by_label("Seed (first of consecutive seeds)").input_value() == "5"
     link = page.locator("#share-link a")
     link.wait_for()
