@@ -122,6 +122,9 @@ class ModelConfig(JsonConfig):
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
     d_norm: str = "spectral"
+    # The discriminator also scores each image's histogram of grey levels (models.HistogramHead): a tell such as too
+    # many pure whites, which its convolutions barely weigh, then costs the generator. Only the discriminator changes.
+    d_histogram: bool = False
     # Share of each class in the training data (empty: uniform), for whoever draws "images like the data" (the API's
     # /model_info reports it; metrics draw their samples in the data's mix).
     class_frequencies: list[float] = field(default_factory=list)
@@ -241,6 +244,9 @@ class TrainConfig(JsonConfig):
                                    "regularisation: each costs a second backward pass)", group=RECIPE, low=1)
     d_norm: str = option("spectral", "discriminator normalisation: spectral norm, or none (R3GAN, with "
                                      "--gradient-penalty)", group=MODEL, choices=D_NORMS)
+    d_histogram: bool = option(False, "the discriminator also scores each image's histogram of grey levels, fine near "
+                                      "black and white, so that a generator's surplus of pure whites or blacks costs "
+                                      "it (a fine-tune from a model without it starts the head at zero)", group=MODEL)
     batch_size: int = option(64, "real images per D step, per process", group=RECIPE, low=1)
     lr_g: float = option(0.0002, "generator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")
     lr_d: float = option(0.0002, "discriminator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")

@@ -9,7 +9,8 @@ from gan.config import ModelConfig
 from gan.errors import GanError
 from gan.model_files import save_model
 from gan.models import load_discriminator, load_generator
-from gan.models import Discriminator, Generator, without_spectral_norm
+from gan.models import HISTOGRAM_LEVELS, Discriminator, Generator, HistogramHead, pixel_histogram
+from gan.models import without_spectral_norm
 from gan.sampling import generate
 from gan.version import CONFIG_FORMAT
 
@@ -63,6 +64,57 @@ def test_dropping_spectral_norm_keeps_what_the_discriminator_computes():
     assert not any("parametrizations" in name for name in plain.state_dict())
     assert torch.allclose(plain(images, labels), spectral(images, labels), atol=1e-5)
     assert torch.allclose(spectral(images, labels), spectral(images, labels))  # the source still works
+
+
+def test_pixel_histogram_counts_grey_levels_and_splits_those_between_bins():
+    grey = torch.tensor([[0.0, 0.0, 255.0, 254.4], [100.0, 252.0, 255.0, 255.0]])  # two 1x4 images, 0-255
+    counts = torch.expm1(pixel_histogram((grey / 127.5 - 1.0).view(2, 1, 1, 4)))  # (2, K)
+    at = {level: i for i, level in enumerate(HISTOGRAM_LEVELS)}
+    assert counts.sum(dim=1).tolist() == pytest.approx([4.0, 4.0], abs=1e-4)  # every pixel counted once
+    assert counts[0, at[0]] == pytest.approx(2.0) and counts[0, at[254]] == pytest.approx(0.6, abs=1e-4)
+    assert counts[0, at[255]] == pytest.approx(1.4, abs=1e-4)  # 255 and 0.4 of 254.4
+    assert counts[1, at[96]] == pytest.approx(0.875) and counts[1, at[128]] == pytest.approx(0.125)
+    assert counts[1, at[251]] == pytest.approx(0.5) and counts[1, at[255]] == pytest.approx(2.0)
+    rgb = pixel_histogram(torch.zeros(3, 3, 8, 8))
+    assert rgb.shape == (3, 3 * len(HISTOGRAM_LEVELS))  # one histogram per channel
+
+
+def test_a_discriminator_gains_the_histogram_head_without_changing_its_scores():
+    config = ModelConfig(d_width=8, num_classes=4)
+    plain = Discriminator(config).eval()
+    with_head = Discriminator(ModelConfig(**{**config.to_dict(), "d_histogram": True})).eval()
+    missing = with_head.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("histogram.") for key in missing)
+    images, labels = torch.rand(5, 1, 28, 28) * 2 - 1, torch.arange(5) % 4
+    assert torch.equal(with_head(images, labels), plain(images, labels))
+
+
+def test_the_histogram_head_learns_a_surplus_of_pure_whites_and_teaches_the_generator_to_drop_it():
+    """Real digits hold a few 255s among 252-254s; fakes a plateau of 255s. Trained as the discriminator is (hinge,
+    Adam at the recipe's rate), the head tells them apart, and its gradient pulls the fakes' whites down."""
+    torch.manual_seed(0)
+
+    def images(whites: int, near_whites: int, count: int) -> torch.Tensor:
+        grey = torch.zeros(count, 1, 28, 28)
+        flat = grey.view(count, -1)
+        flat[:, :near_whites] = 253.0
+        flat[:, near_whites:near_whites + whites] = 255.0
+        return grey / 127.5 - 1.0
+
+    real, fake = images(whites=5, near_whites=30, count=32), images(whites=25, near_whites=10, count=32)
+    labels = torch.zeros(32, dtype=torch.long)
+    head = HistogramHead(channels=1, num_classes=10)
+    assert head(fake, labels).abs().max() == 0  # silent at the start
+    optimizer = torch.optim.Adam(head.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    for _ in range(300):
+        loss = torch.relu(1 - head(real, labels)).mean() + torch.relu(1 + head(fake, labels)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert head(real, labels).min() > 0.5 and head(fake, labels).max() < -0.5
+    fake.requires_grad_(True)
+    (-head(fake, labels)).mean().backward()  # the hinge generator loss
+    assert (fake.grad.view(32, -1)[:, 10:35] > 0).all()  # descent lowers every pure white (pixels 10-34)
 
 
 @pytest.mark.parametrize(

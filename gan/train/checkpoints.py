@@ -122,13 +122,19 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
         # Only the architecture must match: class names may differ, so a model of one dataset can start
         # training on another with as many classes (transfer, which converges much faster on small data).
         # The output layer's gains and normalisation have no weights: a tanh model may start a run that trains it to
-        # saturate. The generator never reads d_norm; a spectral-norm discriminator was converted above.
+        # saturate. The generator reads neither d_norm nor d_histogram; a spectral-norm discriminator was converted
+        # above, and a discriminator may gain a histogram head (it starts at zero: the same function), not lose one.
+        gains_head = name == "discriminator" and mine.model_config.d_histogram and not theirs.model_config.d_histogram
+        if name == "generator":
+            d_fields = {"d_norm": mine.model_config.d_norm, "d_histogram": mine.model_config.d_histogram}
+        else:
+            d_fields = {"d_histogram": True} if gains_head else {}
         theirs_arch = replace(theirs.model_config, class_names=mine.model_config.class_names,
                               output_gain=mine.model_config.output_gain, white_gain=mine.model_config.white_gain,
-                              output_norm=mine.model_config.output_norm,
-                              d_norm=mine.model_config.d_norm if name == "generator" else theirs.model_config.d_norm)
+                              output_norm=mine.model_config.output_norm, **d_fields)
         if theirs_arch != mine.model_config:
             raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
                            f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")
-        mine.load_state_dict(theirs.state_dict())
+        loaded = mine.load_state_dict(theirs.state_dict(), strict=False)
+        assert not loaded.unexpected_keys and all(key.startswith("histogram.") for key in loaded.missing_keys), loaded
     ema.model.load_state_dict(exported_g.state_dict())

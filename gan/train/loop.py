@@ -225,6 +225,7 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         white_gain=cfg.white_gain,
         output_norm=cfg.output_norm,
         d_norm=cfg.d_norm,
+        d_histogram=cfg.d_histogram,
         class_frequencies=class_shares(data.labels, len(data.class_names)),
     )
 
