@@ -173,7 +173,8 @@ class HistogramHead(nn.Module):
     projection like the main head. A spectral-norm network barely weighs a difference of two grey levels, so it
     accepts a generator's plateau of pure whites (MNIST: 8-24 an image against the data's 5) that a count sees at
     once. Zero weights at the start: a discriminator gains the head without changing what it computes. No spectral
-    norm: a linear map of bounded counts, and the hinge loss stops pushing once its margin is met."""
+    norm: a linear map of bounded counts, trained on a loss of its own (gan/train/steps.py), whose hinge stops
+    pushing once its margin is met."""
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
@@ -190,8 +191,8 @@ class HistogramHead(nn.Module):
 
 class Discriminator(nn.Module, HubModelMixin):
     """Scores images (B, C, H, W) with classes (B,): a realness logit per image, class-aware by projection.
-    Spectral norm on every layer unless the config's d_norm is "none"; with d_histogram, a histogram head adds its
-    score."""
+    Spectral norm on every layer unless the config's d_norm is "none"; with d_histogram, a histogram head is a second
+    reader whose score adds to the network's."""
 
     hub_subfolder = DISCRIMINATOR_FOLDER  # a model repo's root holds the generator
 
@@ -215,10 +216,14 @@ class Discriminator(nn.Module, HubModelMixin):
         self.embed = _layer(nn.Embedding(config.num_classes, widths[-1]), spectral=spectral)
         self.histogram = HistogramHead(config.channels, config.num_classes) if config.d_histogram else None
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, *, per_reader: bool = False) -> torch.Tensor:
+        """The realness score (B,): the sum of its readers' scores, or with per_reader each reader's (B, R), for
+        training each reader on a loss of its own (R = 2 with the histogram head, else 1)."""
         h = F.relu(self.blocks(images)).sum(dim=(2, 3))  # (B, C) global sum pooling
-        score = self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)  # (B,)
-        return score if self.histogram is None else score + self.histogram(images, labels)
+        scores = [self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)]  # (B,)
+        if self.histogram is not None:
+            scores.append(self.histogram(images, labels))
+        return torch.stack(scores, dim=1) if per_reader else sum(scores)
 
 
 def without_spectral_norm(discriminator: Discriminator) -> Discriminator:

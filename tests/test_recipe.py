@@ -152,3 +152,27 @@ def test_class_shares_are_empty_for_balanced_data():
     assert class_shares(torch.tensor([0, 0, 0, 1]), 3) == [0.75, 0.25, 0.0]
     with pytest.raises(GanError, match="class_frequencies"):
         ModelConfig(num_classes=3, class_names=list("abc"), class_frequencies=[0.5, 0.5])
+
+
+def test_each_reader_of_the_discriminator_learns_on_its_own_loss():
+    """A histogram head that already separates real from fake must not silence the network beside it: in one shared
+    hinge its scores met every margin and the network got no gradient (MNIST lost its shapes in 1,000 steps)."""
+    from accelerate import Accelerator
+
+    from gan.train.steps import StepModels, d_step
+
+    torch.manual_seed(0)
+    config = ModelConfig(g_width=8, d_width=8, latent_dim=16, num_classes=3, class_names=list("abc"), d_histogram=True)
+    generator, discriminator = Generator(config), Discriminator(config)
+    half = 4
+    # The head scores the real half +5 and the fake half -5: far past both margins.
+    discriminator.histogram.forward = lambda images, labels: torch.cat([torch.full((half,), 5.0),
+                                                                       torch.full((half,), -5.0)])
+    models = StepModels(Accelerator(cpu=True), generator, discriminator,
+                        torch.optim.Adam(generator.parameters()), torch.optim.Adam(discriminator.parameters()),
+                        [], "hinge", latent_dim=16)
+    real = torch.randint(0, 256, (half, 1, 28, 28), dtype=torch.uint8)
+    loss = d_step(models, real, torch.arange(half) % 3)
+    assert loss.item() > 0  # the network's own hinge still has margins to meet
+    trunk_grad = discriminator.blocks[0].conv1.parametrizations.weight.original.grad
+    assert trunk_grad is not None and trunk_grad.abs().sum() > 0

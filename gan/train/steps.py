@@ -43,9 +43,14 @@ def d_step(models: StepModels, real_u8: torch.Tensor, labels: torch.Tensor, step
     with models.accelerator.autocast():
         # The penalties are taken at what D sees: the augmented images (the inputs the gradient is of).
         inputs = diff_augment(torch.cat([real, fake.to(real.dtype)]), models.policy).requires_grad_(penalise)
-        logits = models.discriminator(inputs, labels.repeat(2))
-        real_logits, fake_logits = logits.chunk(2)
-        loss_d = discriminator_loss(real_logits.float(), fake_logits.float(), models.loss)
+        # Each of D's readers (its network; a histogram head) is trained on its own loss, as ensembles of heads are
+        # (Projected GAN): in one shared hinge, a head that separates the sets alone met the margins, and the
+        # network, which reads shape, stopped learning (MNIST: class accuracy 0.99 -> 0.92 in 1,000 steps).
+        per_reader = models.discriminator(inputs, labels.repeat(2), per_reader=True)  # (2B, R)
+        logits = per_reader.sum(dim=1)
+        real_logits, fake_logits = per_reader.float().chunk(2)
+        loss_d = sum(discriminator_loss(real_logits[:, r], fake_logits[:, r], models.loss)
+                     for r in range(per_reader.shape[1]))
         if penalise:  # R1 on the real half, R2 on the fake half: one backward through both
             weight = models.penalty / 2 * models.penalty_every
             loss_d = loss_d + weight * gradient_penalty(logits.float(), inputs).mean() * 2  # mean of halves x 2
