@@ -125,6 +125,8 @@ class ModelConfig(JsonConfig):
     # The discriminator also scores each image's histogram of grey levels (models.HistogramHead): a tell such as too
     # many pure whites, which its convolutions barely weigh, then costs the generator. Only the discriminator changes.
     d_histogram: bool = False
+    # The discriminator also scores 5x5 patches at full resolution (models.PatchHead): texture apart from shape.
+    d_patch: bool = False
     # Share of each class in the training data (empty: uniform), for whoever draws "images like the data" (the API's
     # /model_info reports it; metrics draw their samples in the data's mix).
     class_frequencies: list[float] = field(default_factory=list)
@@ -247,6 +249,8 @@ class TrainConfig(JsonConfig):
     d_histogram: bool = option(False, "the discriminator also scores each image's histogram of grey levels, fine near "
                                       "black and white, so that a generator's surplus of pure whites or blacks costs "
                                       "it (a fine-tune from a model without it starts the head at zero)", group=MODEL)
+    d_patch: bool = option(False, "the discriminator also scores every 5x5 patch at full resolution, texture apart from "
+                                  "shape (a fine-tune from a model without it starts the head at zero)", group=MODEL)
     batch_size: int = option(64, "real images per D step, per process", group=RECIPE, low=1)
     lr_g: float = option(0.0002, "generator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")
     lr_d: float = option(0.0002, "discriminator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")

@@ -149,9 +149,9 @@ class DiscriminatorBlock(nn.Module):
 # Centres (grey levels 0-255) of the bins of the discriminator's pixel histogram: fine at both ends, where real
 # images hold atoms (a black background; a few pure whites among anti-aliased 252-254s), coarse between.
 HISTOGRAM_LEVELS = (0, 1, 2, 4, 8, 16, 32, 64, 96, 128, 160, 192, 224, 240, 248, 251, 253, 254, 255)
-# Adam moves each weight by about lr a step whatever its input's scale: the gain lets the histogram head reach a logit
-# of about 1 within a few hundred steps of a fine-tune instead of thousands.
-HISTOGRAM_GAIN = 10.0
+# Adam moves each weight by about lr a step whatever its input's scale: the gain lets a head that starts at zero reach
+# a logit of about 1 within a few hundred steps of a fine-tune instead of thousands.
+HEAD_GAIN = 10.0
 
 
 def pixel_histogram(images: torch.Tensor, levels: tuple[int, ...] = HISTOGRAM_LEVELS) -> torch.Tensor:
@@ -186,13 +186,38 @@ class HistogramHead(nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = pixel_histogram(images)  # (B, C * K)
-        return HISTOGRAM_GAIN * (self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1))  # (B,)
+        return HEAD_GAIN * (self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1))  # (B,)
+
+
+class PatchHead(nn.Module):
+    """A reader of texture alone: two 3x3 convolutions without padding at full resolution, so each of its features
+    sees one 5x5 patch and no border, averaged over the image, then a linear score class-aware by projection. The
+    two-sample classifier tells Fashion-MNIST's fakes by a pixel-scale grain (chance once both sets are blurred or
+    cut to 2x2 cells; BENCHMARKS.md), which the network, reading shape at every scale, has not made the generator
+    drop. Its convolutions are normalised as the network's are; its score starts at zero (zero linear weights)."""
+
+    def __init__(self, channels: int, num_classes: int, width: int, *, spectral: bool):
+        super().__init__()
+        self.conv1 = _layer(nn.Conv2d(channels, width, 3), spectral=spectral)
+        self.conv2 = _layer(nn.Conv2d(width, width, 3), spectral=spectral)
+        self.linear = nn.Linear(width, 1)
+        self.embed = nn.Embedding(num_classes, width)
+        for weight in (self.linear.weight, self.linear.bias, self.embed.weight):
+            nn.init.zeros_(weight)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.conv2(F.relu(self.conv1(images)))).mean(dim=(2, 3))  # (B, width): mean over 5x5 patches
+        return HEAD_GAIN * (self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1))  # (B,)
+
+
+# The discriminator's optional heads: the config field that adds each, and the attribute that holds it.
+DISCRIMINATOR_HEADS = {"d_histogram": "histogram", "d_patch": "patch"}
 
 
 class Discriminator(nn.Module, HubModelMixin):
     """Scores images (B, C, H, W) with classes (B,): a realness logit per image, class-aware by projection.
-    Spectral norm on every layer unless the config's d_norm is "none"; with d_histogram, a histogram head is a second
-    reader whose score adds to the network's."""
+    Spectral norm on every layer unless the config's d_norm is "none". With d_histogram and d_patch, heads that read
+    the histogram of grey levels and 5x5 patches are further readers whose scores add to the network's."""
 
     hub_subfolder = DISCRIMINATOR_FOLDER  # a model repo's root holds the generator
 
@@ -215,14 +240,15 @@ class Discriminator(nn.Module, HubModelMixin):
         # Projection: the class embedding's inner product with the pooled features (Miyato & Koyama 2018).
         self.embed = _layer(nn.Embedding(config.num_classes, widths[-1]), spectral=spectral)
         self.histogram = HistogramHead(config.channels, config.num_classes) if config.d_histogram else None
+        self.patch = (PatchHead(config.channels, config.num_classes, widths[0], spectral=spectral) if config.d_patch
+                      else None)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, *, per_reader: bool = False) -> torch.Tensor:
         """The realness score (B,): the sum of its readers' scores, or with per_reader each reader's (B, R), for
-        training each reader on a loss of its own (R = 2 with the histogram head, else 1)."""
+        training each reader on a loss of its own (the network, then the histogram and patch heads it has)."""
         h = F.relu(self.blocks(images)).sum(dim=(2, 3))  # (B, C) global sum pooling
         scores = [self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)]  # (B,)
-        if self.histogram is not None:
-            scores.append(self.histogram(images, labels))
+        scores += [head(images, labels) for head in (self.histogram, self.patch) if head is not None]
         return torch.stack(scores, dim=1) if per_reader else sum(scores)
 
 

@@ -9,7 +9,7 @@ __version__ = "0.3.0"
 # the format carried a version read as "1.0"; 1.1 added output_gain, 1.2 d_norm and class_frequencies (and
 # gradient_penalty, penalty_every, hub_real_pool in training_config.json), 1.3 white_gain and
 # output_norm, 1.4 output_norm "max-linear" (a reader of 1.3 refuses it with its list of norms), 1.5 d_histogram
-# (a reader of 1.4 skips it: its generators load; a discriminator with the head does not).
+# and d_patch (a reader of 1.4 skips them: its generators load; a discriminator with either head does not).
 CONFIG_FORMAT = "1.5"
 
 

@@ -79,14 +79,17 @@ def test_pixel_histogram_counts_grey_levels_and_splits_those_between_bins():
     assert rgb.shape == (3, 3 * len(HISTOGRAM_LEVELS))  # one histogram per channel
 
 
-def test_a_discriminator_gains_the_histogram_head_without_changing_its_scores():
-    config = ModelConfig(d_width=8, num_classes=4)
+@pytest.mark.parametrize("size,channels", [(28, 1), (64, 3)])
+def test_a_discriminator_gains_its_heads_without_changing_its_scores(size, channels):
+    config = ModelConfig(image_size=size, channels=channels, d_width=8, num_classes=4)
     plain = Discriminator(config).eval()
-    with_head = Discriminator(ModelConfig(**{**config.to_dict(), "d_histogram": True})).eval()
-    missing = with_head.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(key.startswith("histogram.") for key in missing)
-    images, labels = torch.rand(5, 1, 28, 28) * 2 - 1, torch.arange(5) % 4
-    assert torch.equal(with_head(images, labels), plain(images, labels))
+    with_heads = Discriminator(ModelConfig(**{**config.to_dict(), "d_histogram": True, "d_patch": True})).eval()
+    missing = with_heads.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert {key.split(".")[0] for key in missing} == {"histogram", "patch"}
+    images, labels = torch.rand(5, channels, size, size) * 2 - 1, torch.arange(5) % 4
+    assert torch.equal(with_heads(images, labels), plain(images, labels))
+    readers = with_heads(images, labels, per_reader=True)  # the network, the histogram head, the patch head
+    assert readers.shape == (5, 3) and torch.equal(readers.sum(dim=1), plain(images, labels))
 
 
 def test_the_histogram_head_learns_a_surplus_of_pure_whites_and_teaches_the_generator_to_drop_it():

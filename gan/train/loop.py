@@ -226,6 +226,7 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         output_norm=cfg.output_norm,
         d_norm=cfg.d_norm,
         d_histogram=cfg.d_histogram,
+        d_patch=cfg.d_patch,
         class_frequencies=class_shares(data.labels, len(data.class_names)),
     )
 
