@@ -87,11 +87,12 @@ class ClassicDiscriminator(ClassicModel):
         self.logit = nn.Linear(128 * 7 * 7, 1)
         self.keras_init()
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, *, per_reader: bool = False) -> torch.Tensor:
         label_plane = self.label_map(self.label_embedding(labels)).view(-1, 1, 28, 28)
         h = F.leaky_relu(self.conv1(torch.cat([images, label_plane], dim=1)), 0.2)
         h = F.leaky_relu(self.conv2(h), 0.2)
-        return self.logit(self.dropout(h.flatten(1))).squeeze(1)
+        score = self.logit(self.dropout(h.flatten(1)))  # (B, 1): one reader (gan/train/steps.py asks per reader)
+        return score if per_reader else score.squeeze(1)
 
 
 class ConcatDiscriminator(Discriminator):
@@ -103,12 +104,13 @@ class ConcatDiscriminator(Discriminator):
         self.blocks[0] = DiscriminatorBlock(config.channels + config.num_classes, width, downsample=True, first=True)
         del self.embed  # no projection head
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, *, per_reader: bool = False) -> torch.Tensor:
         size = images.shape[-1]
         planes = F.one_hot(labels, self.model_config.num_classes).to(images.dtype)[:, :, None, None]
         h = torch.cat([images, planes.expand(-1, -1, size, size)], dim=1)
         h = F.relu(self.blocks(h)).sum(dim=(2, 3))
-        return self.linear(h).squeeze(1)
+        score = self.linear(h)  # (B, 1): the network is its only reader
+        return score if per_reader else score.squeeze(1)
 
 
 @dataclass(frozen=True)
