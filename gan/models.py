@@ -168,46 +168,50 @@ def pixel_histogram(images: torch.Tensor, levels: tuple[int, ...] = HISTOGRAM_LE
     return torch.log1p(counts).flatten(1)
 
 
-class HistogramHead(nn.Module):
-    """A second reader for the discriminator: a linear score of each image's pixel histogram, class-aware by
-    projection like the main head. A spectral-norm network barely weighs a difference of two grey levels, so it
-    accepts a generator's plateau of pure whites (MNIST: 8-24 an image against the data's 5) that a count sees at
-    once. Zero weights at the start: a discriminator gains the head without changing what it computes. No spectral
-    norm: a linear map of bounded counts, trained on a loss of its own (gan/train/steps.py), whose hinge stops
-    pushing once its margin is met."""
+class ZeroStartHead(nn.Module):
+    """What the discriminator's optional heads share: a linear score of their features (B, F), class-aware by
+    projection like the network's, with zero weights at the start, so that a discriminator gains a head without
+    changing what it computes."""
 
-    def __init__(self, channels: int, num_classes: int):
+    def __init__(self, features: int, num_classes: int):
         super().__init__()
-        features = channels * len(HISTOGRAM_LEVELS)
         self.linear = nn.Linear(features, 1)
         self.embed = nn.Embedding(num_classes, features)
         for weight in (self.linear.weight, self.linear.bias, self.embed.weight):
             nn.init.zeros_(weight)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = pixel_histogram(images)  # (B, C * K)
+    def score(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return HEAD_GAIN * (self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1))  # (B,)
 
 
-class PatchHead(nn.Module):
+class HistogramHead(ZeroStartHead):
+    """A reader of each image's pixel histogram. A spectral-norm network barely weighs a difference of two grey
+    levels, so it accepts a generator's plateau of pure whites (MNIST: 8-24 an image against the data's 5) that a
+    count sees at once. No spectral norm: a linear map of bounded counts, trained on a loss of its own
+    (gan/train/steps.py), whose hinge stops pushing once its margin is met."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__(channels * len(HISTOGRAM_LEVELS), num_classes)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.score(pixel_histogram(images), labels)  # (B,)
+
+
+class PatchHead(ZeroStartHead):
     """A reader of texture alone: two 3x3 convolutions without padding at full resolution, so each of its features
-    sees one 5x5 patch and no border, averaged over the image, then a linear score class-aware by projection. The
-    two-sample classifier tells Fashion-MNIST's fakes by a pixel-scale grain (chance once both sets are blurred or
-    cut to 2x2 cells; BENCHMARKS.md), which the network, reading shape at every scale, has not made the generator
-    drop. Its convolutions are normalised as the network's are; its score starts at zero (zero linear weights)."""
+    sees one 5x5 patch and no border, averaged over the image. The two-sample classifier tells Fashion-MNIST's fakes
+    by a pixel-scale grain (chance once both sets are blurred or cut to 2x2 cells; BENCHMARKS.md), which the network,
+    reading shape at every scale, has not made the generator drop. Its convolutions are normalised as the
+    network's are."""
 
     def __init__(self, channels: int, num_classes: int, width: int, *, spectral: bool):
-        super().__init__()
+        super().__init__(width, num_classes)
         self.conv1 = _layer(nn.Conv2d(channels, width, 3), spectral=spectral)
         self.conv2 = _layer(nn.Conv2d(width, width, 3), spectral=spectral)
-        self.linear = nn.Linear(width, 1)
-        self.embed = nn.Embedding(num_classes, width)
-        for weight in (self.linear.weight, self.linear.bias, self.embed.weight):
-            nn.init.zeros_(weight)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.conv2(F.relu(self.conv1(images)))).mean(dim=(2, 3))  # (B, width): mean over 5x5 patches
-        return HEAD_GAIN * (self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1))  # (B,)
+        return self.score(h, labels)  # (B,)
 
 
 # The discriminator's optional heads: the config field that adds each, and the attribute that holds it.
@@ -248,7 +252,8 @@ class Discriminator(nn.Module, HubModelMixin):
         training each reader on a loss of its own (the network, then the histogram and patch heads it has)."""
         h = F.relu(self.blocks(images)).sum(dim=(2, 3))  # (B, C) global sum pooling
         scores = [self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)]  # (B,)
-        scores += [head(images, labels) for head in (self.histogram, self.patch) if head is not None]
+        heads = (getattr(self, attribute) for attribute in DISCRIMINATOR_HEADS.values())
+        scores += [head(images, labels) for head in heads if head is not None]
         return torch.stack(scores, dim=1) if per_reader else sum(scores)
 
 

@@ -43,7 +43,7 @@ def d_step(models: StepModels, real_u8: torch.Tensor, labels: torch.Tensor, step
     with models.accelerator.autocast():
         # The penalties are taken at what D sees: the augmented images (the inputs the gradient is of).
         inputs = diff_augment(torch.cat([real, fake.to(real.dtype)]), models.policy).requires_grad_(penalise)
-        # Each of D's readers (its network; a histogram head) is trained on its own loss, as ensembles of heads are
+        # Each of D's readers (its network, and the heads it has) is trained on its own loss, as ensembles of heads are
         # (Projected GAN): in one shared hinge, a head that separates the sets alone met the margins, and the
         # network, which reads shape, stopped learning (MNIST: class accuracy 0.99 -> 0.92 in 1,000 steps).
         per_reader = models.discriminator(inputs, labels.repeat(2), per_reader=True)  # (2B, R)
