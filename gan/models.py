@@ -173,8 +173,9 @@ class ZeroStartHead(nn.Module):
     projection like the network's, with zero weights at the start, so that a discriminator gains a head without
     changing what it computes."""
 
-    def __init__(self, features: int, num_classes: int):
-        super().__init__()
+    def add_score(self, features: int, num_classes: int) -> None:
+        """Build the score; a head calls this last in its __init__. Optimizers save their state by parameter order,
+        so the score's parameters come after the features' (as before this base existed: such runs resume)."""
         self.linear = nn.Linear(features, 1)
         self.embed = nn.Embedding(num_classes, features)
         for weight in (self.linear.weight, self.linear.bias, self.embed.weight):
@@ -191,7 +192,8 @@ class HistogramHead(ZeroStartHead):
     (gan/train/steps.py), whose hinge stops pushing once its margin is met."""
 
     def __init__(self, channels: int, num_classes: int):
-        super().__init__(channels * len(HISTOGRAM_LEVELS), num_classes)
+        super().__init__()
+        self.add_score(channels * len(HISTOGRAM_LEVELS), num_classes)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.score(pixel_histogram(images), labels)  # (B,)
@@ -205,9 +207,10 @@ class PatchHead(ZeroStartHead):
     network's are."""
 
     def __init__(self, channels: int, num_classes: int, width: int, *, spectral: bool):
-        super().__init__(width, num_classes)
+        super().__init__()
         self.conv1 = _layer(nn.Conv2d(channels, width, 3), spectral=spectral)
         self.conv2 = _layer(nn.Conv2d(width, width, 3), spectral=spectral)
+        self.add_score(width, num_classes)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.conv2(F.relu(self.conv1(images)))).mean(dim=(2, 3))  # (B, width): mean over 5x5 patches

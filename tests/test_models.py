@@ -92,6 +92,17 @@ def test_a_discriminator_gains_its_heads_without_changing_its_scores(size, chann
     assert readers.shape == (5, 3) and torch.equal(readers.sum(dim=1), plain(images, labels))
 
 
+def test_the_heads_keep_the_parameter_order_that_saved_optimizer_states_index():
+    """Adam's saved state is a list in parameter order: runs checkpointed with a patch head (its convolutions first,
+    then the score) must resume, so refactors may not move the score's parameters ahead of the features'."""
+    config = ModelConfig(d_width=8, num_classes=4, d_histogram=True, d_patch=True)
+    names = [name for name, _ in Discriminator(config).named_parameters()]
+    heads = [name.split(".")[:2] for name in names if name.startswith(("histogram.", "patch."))]
+    assert [head for head, _ in heads] == ["histogram"] * 3 + ["patch"] * len(heads[3:])  # DISCRIMINATOR_HEADS order
+    assert [part for _, part in heads[:3]] == ["linear", "linear", "embed"]
+    patch = [part for _, part in heads[3:]]
+    assert patch[-3:] == ["linear", "linear", "embed"] and set(patch[:-3]) == {"conv1", "conv2"}
+
 def test_the_histogram_head_learns_a_surplus_of_pure_whites_and_teaches_the_generator_to_drop_it():
     """Real digits hold a few 255s among 252-254s; fakes a plateau of 255s. Trained as the discriminator is (hinge,
     Adam at the recipe's rate), the head tells them apart, and its gradient pulls the fakes' whites down."""
