@@ -62,6 +62,8 @@ CUES: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
     "grid4": ("4x4 cells averaged: only coarse shape left", lambda x: as_uint8(coarser(x, 4))),
     "levels8": ("8 grey levels: exact values gone", lambda x: as_uint8((x.float() / 32).floor() * 32 + 16)),
     "faint_to_black": ("values under 8 set to 0: the faint halo gone", lambda x: torch.where(x < 8, 0, x)),
+    "white_plateau": ("values over 247 set to 255: the exact whites gone", lambda x: torch.where(x > 247, 255, x)
+                      .to(torch.uint8)),
     "noise3": ("integer noise in [-3, 3]: flat areas gone", small_noise),
     "silhouette": ("values over 64 white, the rest black: only the shape", lambda x: torch.where(x > 64, 255, 0)
                    .to(torch.uint8)),

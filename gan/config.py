@@ -119,6 +119,9 @@ class ModelConfig(JsonConfig):
     # strokes at 253-254; tanh's plateau made 24 pure whites a digit); on MNIST the generator then learned
     # flat-topped strokes of its own (8 a digit after 100 minutes; BENCHMARKS.md).
     output_norm: str = "none"
+    # The generator adds learned noise, a fixed projection of z, to its bright pixels (models.WhiteDither), so that a
+    # white plateau varies over a few grey levels as anti-aliased strokes do (MNIST) instead of sitting on one value.
+    white_dither: bool = False
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
     d_norm: str = "spectral"
@@ -160,6 +163,8 @@ class ModelConfig(JsonConfig):
         if self.output_norm == "max-linear" and self.white_gain is not None:
             raise GanError("white_gain has no meaning with output_norm max-linear, whose white end is linear; "
                            "leave it unset")
+        if self.white_dither and self.output_norm == "max-linear":
+            raise GanError("white_dither needs a saturating white end; output_norm max-linear has none")
         if self.d_norm not in D_NORMS:
             raise GanError(f"d_norm must be one of {', '.join(D_NORMS)}, not {self.d_norm!r}")
         if self.class_frequencies and (len(self.class_frequencies) != self.num_classes
@@ -237,6 +242,9 @@ class TrainConfig(JsonConfig):
                                       "end, so no tanh plateau forms below the brightest pixel; none: leave it",
                               group=MODEL,
                               choices=OUTPUT_NORMS)
+    white_dither: bool = option(False, "the generator adds learned noise (a fixed projection of z) to its bright "
+                                       "pixels, so white plateaus vary over a few grey levels as anti-aliased strokes "
+                                       "do (MNIST); a fine-tune from a model without it starts at zero", group=MODEL)
     loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
                               "each real image must outscore a generated one of its class; use with "
                               "--gradient-penalty)", group=RECIPE, choices=LOSSES)

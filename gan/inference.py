@@ -152,6 +152,7 @@ class InferenceGenerator(nn.Module):
         out_conv = generator.out_conv
         self.out_taps = nn.Parameter(tap_matrix(out_conv.weight), requires_grad=False)
         self.out_bias = nn.Parameter(out_conv.bias.clone(), requires_grad=False)
+        self.dither = copy.deepcopy(generator.dither)
         self.requires_grad_(False)
         self.eval()
 
@@ -163,7 +164,7 @@ class InferenceGenerator(nn.Module):
             h = block(h, norms[2 * i], norms[2 * i + 1])
         # The last block already applied out_norm's affine map; only its ReLU remains.
         pixels = conv3x3_by_taps(h.relu_(), self.out_taps, self.out_bias)
-        return output_layer(pixels, self.model_config)
+        return output_layer(pixels, self.model_config, None if self.dither is None else self.dither(z))
 
     def train(self, mode: bool = True) -> "InferenceGenerator":
         # Stays in eval form: generate_from_latents switches modes around its call, which must not matter here.

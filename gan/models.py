@@ -83,23 +83,46 @@ class Generator(nn.Module, HubModelMixin):
         )
         self.out_norm = nn.BatchNorm2d(widths[-1])
         self.out_conv = _layer(nn.Conv2d(widths[-1], config.channels, 3, padding=1))
+        self.dither = WhiteDither(config) if config.white_dither else None
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         y = class_weights(labels, self.model_config.num_classes, z.dtype)  # (B, K)
         h = self.stem(z).view(z.shape[0], -1, self.start, self.start)  # (B, C0, s, s)
         for block in self.blocks:
             h = block(h, y)  # resolution doubles each block
-        return self.to_pixels(self.out_conv(F.relu(self.out_norm(h))))  # (B, channels, H, W)
+        return self.to_pixels(self.out_conv(F.relu(self.out_norm(h))), z)  # (B, channels, H, W)
 
-    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        return output_layer(x, self.model_config)
+    def to_pixels(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """The output layer on the last convolution's x (B, C, H, W); z (B, latent_dim) draws the dither, if any."""
+        dither = self.dither(z) if self.dither is not None and z is not None else None
+        return output_layer(x, self.model_config, dither)
 
 
-def output_layer(x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+class WhiteDither(nn.Module):
+    """Stochastic variation of the bright pixels, as StyleGAN's noise inputs vary hair (Karras et al. 2019). Digits'
+    stroke centres are a plateau jittered over a few grey levels (MNIST: 252 / 253 / 254 / 255 held 12 / 25 / 13 / 5
+    pixels an image), which a saturating output cannot draw: its plateau is one value, and no gradient crosses it.
+    A learned strength per channel (zero at the start: the same function) scales noise that is a fixed projection of
+    z, so a seed keeps its image and interpolations do not flicker; unit variance per pixel for any |z|."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.side = config.image_size
+        self.strength = nn.Parameter(torch.zeros(config.channels))
+        basis = torch.randn(config.latent_dim, config.image_size ** 2, generator=torch.Generator().manual_seed(0))
+        self.register_buffer("basis", basis)  # saved with the weights: no RNG's stream is trusted to stay the same
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        noise = (F.normalize(z, dim=1) @ self.basis).view(z.shape[0], 1, self.side, self.side)  # N(0, 1) a pixel
+        return noise * self.strength.view(1, -1, 1, 1)  # (B, C, H, W)
+
+
+def output_layer(x: torch.Tensor, config: ModelConfig, dither: torch.Tensor | None = None) -> torch.Tensor:
     """The output layer: tanh, scaled by output_gain (white_gain at the white end, where set) and clamped, so that
     pure white and black are reachable; then, with output_norm "max", each image stretched to white ("max-linear":
     the white end linear, so no plateau forms below the brightest pixel). A clamped pixel passes no gradient; D only
-    sees it where it already matches the data's extreme."""
+    sees it where it already matches the data's extreme. A dither (B, C, H, W) (WhiteDither) adds to the bright half
+    before the stretch, growing to full strength at white, so plateaus vary and black stays exactly black."""
     gain, white_gain = config.output_gain, config.white_gain
     if config.output_norm == "max-linear":  # no ceiling before the scaling: the white end stays linear
         return brightest_to_white(torch.where(x > 0, x, (gain * torch.tanh(x)).clamp(min=-1.0)))
@@ -108,6 +131,10 @@ def output_layer(x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     else:
         t = torch.tanh(x)
         pixels = (t * torch.where(t > 0, white_gain, gain)).clamp(-1.0, 1.0)
+    if dither is not None:
+        pixels = pixels + dither * pixels.clamp(min=0.0).square()
+        if config.output_norm != "max":
+            pixels = pixels.clamp(-1.0, 1.0)
     return brightest_to_white(pixels) if config.output_norm == "max" else pixels
 
 

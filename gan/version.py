@@ -9,8 +9,9 @@ __version__ = "0.3.0"
 # the format carried a version read as "1.0"; 1.1 added output_gain, 1.2 d_norm and class_frequencies (and
 # gradient_penalty, penalty_every, hub_real_pool in training_config.json), 1.3 white_gain and
 # output_norm, 1.4 output_norm "max-linear" (a reader of 1.3 refuses it with its list of norms), 1.5 d_histogram
-# and d_patch (a reader of 1.4 skips them: its generators load; a discriminator with either head does not).
-CONFIG_FORMAT = "1.5"
+# and d_patch (a reader of 1.4 skips them: its generators load; a discriminator with either head does not), 1.6
+# white_dither (a reader of 1.5 skips it, and then a generator with the dither does not load).
+CONFIG_FORMAT = "1.6"
 
 
 def add_version_flag(parser) -> None:

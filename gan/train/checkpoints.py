@@ -46,7 +46,7 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
 VALUES_BEFORE_THEIR_FLAGS = {"output_gain": 1.0}
 # Flags that define what a checkpoint holds; changing any other flag (max steps, logging...) still resumes.
 RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "output_gain",
-                "d_norm", "d_histogram", "d_patch", "batch_size", "seed")
+                "white_dither", "d_norm", "d_histogram", "d_patch", "batch_size", "seed")
 
 
 def _identity(key: str, value: object) -> object:
@@ -118,26 +118,28 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     exported_g, exported_d = load_generator(source), load_discriminator(source)
     if exported_d.model_config.d_norm == "spectral" and discriminator.model_config.d_norm == "none":
         exported_d = without_spectral_norm(exported_d)  # the same function, its normalised weights baked in
-    head_weights = tuple(f"{attribute}." for attribute in DISCRIMINATOR_HEADS.values())
+    gained_parts = (*(f"{attribute}." for attribute in DISCRIMINATOR_HEADS.values()), "dither.")
     for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):
         if _as_this_run_would_build(name, theirs.model_config, mine.model_config) != mine.model_config:
             raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
                            f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")
-        loaded = mine.load_state_dict(theirs.state_dict(), strict=False)  # heads it gains keep their zero weights
-        assert not loaded.unexpected_keys and all(key.startswith(head_weights) for key in loaded.missing_keys), loaded
-    ema.model.load_state_dict(exported_g.state_dict())
+        loaded = mine.load_state_dict(theirs.state_dict(), strict=False)  # parts it gains keep their zero start
+        assert not loaded.unexpected_keys and all(key.startswith(gained_parts) for key in loaded.missing_keys), loaded
+    ema.model.load_state_dict(generator.state_dict())
 
 
 def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) -> ModelConfig:
     """An exported model's config with what may differ in a warm start taken from this run's. Class names may
     differ, so a model of one dataset can start training on another with as many classes (transfer, which converges
     much faster on small data). The output layer's gains and normalisation have no weights: a tanh model may start a
-    run that trains it to saturate. The generator reads none of the discriminator's fields; a spectral-norm
-    discriminator was converted by the caller, and a discriminator may gain heads (they start at zero: the same
-    function), not lose them."""
+    run that trains it to saturate. The generator reads none of the discriminator's fields, nor the discriminator
+    the generator's; a spectral-norm discriminator was converted by the caller. A generator may gain the dither and a
+    discriminator heads (they start at zero: the same function), never lose them."""
     if name == "generator":
-        d_fields = {"d_norm": mine.d_norm, **{head: getattr(mine, head) for head in DISCRIMINATOR_HEADS}}
+        fields = {"d_norm": mine.d_norm, **{head: getattr(mine, head) for head in DISCRIMINATOR_HEADS},
+                  "white_dither": theirs.white_dither or mine.white_dither}
     else:
-        d_fields = {head: True for head in DISCRIMINATOR_HEADS if getattr(mine, head) and not getattr(theirs, head)}
+        fields = {head: True for head in DISCRIMINATOR_HEADS if getattr(mine, head) and not getattr(theirs, head)}
+        fields["white_dither"] = mine.white_dither
     return replace(theirs, class_names=mine.class_names, output_gain=mine.output_gain, white_gain=mine.white_gain,
-                   output_norm=mine.output_norm, **d_fields)
+                   output_norm=mine.output_norm, **fields)
