@@ -121,7 +121,8 @@ class ModelConfig(JsonConfig):
     output_norm: str = "none"
     # The generator adds learned noise, a fixed projection of z, to its bright pixels (models.WhiteDither), so that a
     # white plateau varies over a few grey levels as anti-aliased strokes do (MNIST) instead of sitting on one value.
-    white_dither: bool = False
+    # The value is the noise's starting strength in grey levels (0: no dither); the learned one is in the weights.
+    white_dither: float = 0.0
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
     d_norm: str = "spectral"
@@ -163,6 +164,8 @@ class ModelConfig(JsonConfig):
         if self.output_norm == "max-linear" and self.white_gain is not None:
             raise GanError("white_gain has no meaning with output_norm max-linear, whose white end is linear; "
                            "leave it unset")
+        if not 0.0 <= self.white_dither <= 16.0:
+            raise GanError(f"white_dither is a strength in grey levels in [0, 16], got {self.white_dither}")
         if self.white_dither and self.output_norm == "max-linear":
             raise GanError("white_dither needs a saturating white end; output_norm max-linear has none")
         if self.d_norm not in D_NORMS:
@@ -242,9 +245,10 @@ class TrainConfig(JsonConfig):
                                       "end, so no tanh plateau forms below the brightest pixel; none: leave it",
                               group=MODEL,
                               choices=OUTPUT_NORMS)
-    white_dither: bool = option(False, "the generator adds learned noise (a fixed projection of z) to its bright "
-                                       "pixels, so white plateaus vary over a few grey levels as anti-aliased strokes "
-                                       "do (MNIST); a fine-tune from a model without it starts at zero", group=MODEL)
+    white_dither: float = option(0.0, "the generator adds learned noise (a fixed projection of z) to its bright "
+                                      "pixels, starting at this strength in grey levels, so white plateaus vary over "
+                                      "a few levels as anti-aliased strokes do (1.5 suits MNIST; 0: none)",
+                                 group=MODEL, low=0, high=16, open="[]")
     loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
                               "each real image must outscore a generated one of its class; use with "
                               "--gradient-penalty)", group=RECIPE, choices=LOSSES)

@@ -30,8 +30,6 @@ def trained_looking(config: ModelConfig, seed: int = 0) -> Generator:
         for name, parameter in generator.named_parameters():
             if name.endswith(("gain.weight", "bias.weight")):
                 parameter.normal_(0.0, 0.3)
-            if name == "dither.strength":
-                parameter.fill_(0.05)  # several grey levels: a dither the fast path dropped would show
         for module in generator.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.normal_(0.0, 0.5)
@@ -53,7 +51,7 @@ CONFIGS = {
     "28px grey, brightest to white, linear white end": ModelConfig(num_classes=3, class_names=list("abc"), g_width=8,
                                                                   latent_dim=16, output_norm="max-linear"),
     "28px grey, white dither": ModelConfig(num_classes=3, class_names=list("abc"), g_width=8, latent_dim=16,
-                                           output_gain=1.1, white_gain=1.0, output_norm="max", white_dither=True),
+                                           output_gain=1.1, white_gain=1.0, output_norm="max", white_dither=4.0),
     "64px RGB, 4 blocks": ModelConfig(image_size=64, channels=3, num_classes=5, class_names=list("abcde"), g_width=4,
                                       latent_dim=32),
 }

@@ -174,31 +174,36 @@ def test_a_linear_white_end_saturates_only_the_brightest_pixels():
 
 def test_a_white_dither_spreads_a_plateau_over_grey_levels_and_leaves_black_alone():
     """MNIST's stroke centres jitter over 252-255 with few pure whites; a saturated plateau is one value, 255 after
-    the stretch. The dither (zero at the start) spreads it, keeps the background exactly black, and is a function of
-    the seed: the same seed draws the same image at any truncation's scale of the noise."""
+    the stretch. The dither (1.5 grey levels at the start) spreads it, keeps the background exactly black, and is a
+    function of the seed: the same seed draws the same image at any truncation's scale of the noise."""
     config = ModelConfig(num_classes=3, g_width=8, d_width=8, latent_dim=16, output_gain=1.1, white_gain=1.0,
-                         output_norm="max", white_dither=True)
+                         output_norm="max", white_dither=1.5)
     torch.manual_seed(0)
     generator = Generator(config).eval()
+    assert torch.allclose(generator.dither.strength * 127.5, torch.tensor([1.5]))
     with torch.no_grad():
         generator.out_conv.bias.fill_(4.0)  # far into tanh's plateau
         generator.out_conv.weight.zero_()
         generator.out_conv.weight[:, :, 1, 1] = 60.0  # a background: half the pixels black, half on the plateau
     classes, seeds = [0, 1, 2] * 4, list(range(12))
-    plain = generate(generator, classes, seeds).reshape(12, -1)
-    assert (plain == 255).sum(1).min() > 100  # the strength starts at zero: one value, all pure white
-    with torch.no_grad():
-        generator.dither.strength.fill_(1.5 / 127.5)  # 1.5 grey levels
     images = generate(generator, classes, seeds).reshape(12, -1)
+    with torch.no_grad():
+        generator.dither.strength.zero_()
+    plain = generate(generator, classes, seeds).reshape(12, -1)
+    assert (plain == 255).sum(1).min() > 100  # without the dither: one value, all pure white
     bright = images[plain == 255]
     assert (images.max(1) == 255).all() and (images == 255).sum(1).mean() < 10
     assert len(np.unique(bright)) >= 5 and bright.min() >= 240
     assert np.array_equal(images[plain == 0], plain[plain == 0])  # black stays black
+    with torch.no_grad():
+        generator.dither.strength.fill_(1.5 / 127.5)
     assert np.array_equal(images, generate(generator, classes, seeds).reshape(12, -1))
     z = torch.randn(4, 16)
     assert torch.allclose(generator.dither(z), generator.dither(0.5 * z), atol=1e-6)
     with pytest.raises(GanError, match="white_dither"):
-        ModelConfig(num_classes=3, output_norm="max-linear", white_dither=True)
+        ModelConfig(num_classes=3, output_norm="max-linear", white_dither=1.0)
+    with pytest.raises(GanError, match="white_dither"):
+        ModelConfig(num_classes=3, white_dither=-1.0)
 
 
 def test_a_trained_layer_saturates_images_when_pushed():

@@ -370,12 +370,12 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
     assert load_generator(str(tmp_path / "rpgan" / "export")).model_config.d_norm == "none"
     # A discriminator gains heads and a generator its dither (starting at zero) in a fine-tune; no run drops them.
     head = run(python_command(*common, "--output-dir", str(tmp_path / "head"), "--max-steps", "1", "--d-histogram",
-                              "--d-patch", "--white-dither", "--init-from", str(first)))
+                              "--d-patch", "--white-dither", "1.5", "--init-from", str(first)))
     assert head.returncode == 0, head.stderr[-2000:]
     heads = load_discriminator(str(tmp_path / "head" / "export"))
     assert heads.histogram is not None and heads.patch is not None
     assert load_generator(str(tmp_path / "head" / "export")).dither is not None
-    for kept, part in (("--d-patch --white-dither", "discriminator"), ("--d-histogram --d-patch", "generator")):
+    for kept, part in (("--d-patch --white-dither 1.5", "discriminator"), ("--d-histogram --d-patch", "generator")):
         dropped = run(python_command(*common, "--output-dir", str(tmp_path / "dropped"), "--max-steps", "1",
                                      *kept.split(), "--init-from", str(tmp_path / "head" / "export")))
         assert f"its {part} architecture differs" in error_line(dropped)

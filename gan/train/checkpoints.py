@@ -123,7 +123,7 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
         if _as_this_run_would_build(name, theirs.model_config, mine.model_config) != mine.model_config:
             raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
                            f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")
-        loaded = mine.load_state_dict(theirs.state_dict(), strict=False)  # parts it gains keep their zero start
+        loaded = mine.load_state_dict(theirs.state_dict(), strict=False)  # parts it gains keep their start
         assert not loaded.unexpected_keys and all(key.startswith(gained_parts) for key in loaded.missing_keys), loaded
     ema.model.load_state_dict(generator.state_dict())
 
@@ -133,11 +133,11 @@ def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) 
     differ, so a model of one dataset can start training on another with as many classes (transfer, which converges
     much faster on small data). The output layer's gains and normalisation have no weights: a tanh model may start a
     run that trains it to saturate. The generator reads none of the discriminator's fields, nor the discriminator
-    the generator's; a spectral-norm discriminator was converted by the caller. A generator may gain the dither and a
-    discriminator heads (they start at zero: the same function), never lose them."""
+    the generator's; a spectral-norm discriminator was converted by the caller. A discriminator may gain heads (they
+    start at zero: the same function) and a generator the dither (at its starting strength), never lose them."""
     if name == "generator":
         fields = {"d_norm": mine.d_norm, **{head: getattr(mine, head) for head in DISCRIMINATOR_HEADS},
-                  "white_dither": theirs.white_dither or mine.white_dither}
+                  "white_dither": mine.white_dither or theirs.white_dither}  # the learned strength is in the weights
     else:
         fields = {head: True for head in DISCRIMINATOR_HEADS if getattr(mine, head) and not getattr(theirs, head)}
         fields["white_dither"] = mine.white_dither
