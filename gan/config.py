@@ -120,8 +120,9 @@ class ModelConfig(JsonConfig):
     # flat-topped strokes of its own (8 a digit after 100 minutes; BENCHMARKS.md).
     output_norm: str = "none"
     # The generator adds learned noise, a fixed projection of z, to its bright pixels (models.WhiteDither), so that a
-    # white plateau varies over a few grey levels as anti-aliased strokes do (MNIST) instead of sitting on one value.
-    # The value is the noise's starting strength in grey levels (0: no dither); the learned one is in the weights.
+    # white plateau varies over a few grey levels instead of sitting on one value. The value is the noise's starting
+    # strength in grey levels (0: no dither); the learned one is in the weights. MNIST's plateaus vary between digits
+    # more than within one, and its discriminator drove this noise out (BENCHMARKS.md).
     white_dither: float = 0.0
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
@@ -247,7 +248,7 @@ class TrainConfig(JsonConfig):
                               choices=OUTPUT_NORMS)
     white_dither: float = option(0.0, "the generator adds learned noise (a fixed projection of z) to its bright "
                                       "pixels, starting at this strength in grey levels, so white plateaus vary over "
-                                      "a few levels as anti-aliased strokes do (1.5 suits MNIST; 0: none)",
+                                      "a few levels (0: none; on MNIST training drove it out, BENCHMARKS.md)",
                                  group=MODEL, low=0, high=16, open="[]")
     loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
                               "each real image must outscore a generated one of its class; use with "
