@@ -609,3 +609,24 @@ def test_decoding_a_large_dataset_shows_progress_in_a_terminal(tiny_imagefolder,
     data = load_image_data(str(tiny_imagefolder), image_size=28)
     assert len(data.labels) == 48
     assert ("decoding images" in stderr.getvalue() and "48/48" in stderr.getvalue()) == shown, stderr.getvalue()
+
+
+def test_earlier_stages_of_a_start_model_replaced_by_this_runs_own_export(tmp_path):
+    """A run fine-tuned from a shipped model whose folder then received this run's own export (and the run resumed)
+    must not list its own first steps as an earlier stage: its steps count them already."""
+    from gan.train.export import earlier_stages
+
+    def folder(name: str, output_dir: str, steps: int, stages: list) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "training_config.json").write_text(json.dumps({"dataset": "d", "output_dir": output_dir}))
+        (path / "training_summary.json").write_text(json.dumps({"steps": steps, "earlier_stages": stages}))
+        return path
+
+    scratch = {"command": "accelerate launch train.py --output-dir runs/a", "steps": 100}
+    shipped = folder("shipped", "runs/b", 50, [scratch])
+    stages = earlier_stages(str(shipped), this_run=str(tmp_path / "runs" / "c"))
+    assert [stage["steps"] for stage in stages] == [100, 50]  # another run's model: its stages, then it
+    own = folder("own", str(tmp_path / "runs" / "c"), 70, stages)
+    assert earlier_stages(str(own), this_run=str(tmp_path / "runs" / "c")) == stages  # not 70 steps twice
+    assert earlier_stages("user/repo") == [{"model": "user/repo"}]

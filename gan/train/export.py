@@ -100,7 +100,7 @@ def export_models(run: Run, *, folder: str = "export", metrics: Scores | None = 
                    "processes": accelerator.num_processes, "device": accelerator.device.type,
                    "mixed_precision": accelerator.mixed_precision}
         if cfg.init_from:
-            summary["earlier_stages"] = earlier_stages(cfg.init_from)
+            summary["earlier_stages"] = earlier_stages(cfg.init_from, this_run=cfg.output_dir)
         (staging / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if run.pool is not None:
             save_real_pool(run.pool.images, run.pool.labels, staging, split=cfg.real_pool_split)
@@ -118,14 +118,18 @@ def export_models(run: Run, *, folder: str = "export", metrics: Scores | None = 
     return export_dir
 
 
-def earlier_stages(source: str) -> list[dict[str, Any]]:
+def earlier_stages(source: str, this_run: str | None = None) -> list[dict[str, Any]]:
     """The training stages of an --init-from model, oldest first, from its folder's records: its own earlier
-    stages, then its run (command, steps, hours, notes). A Hub repo is named only (its records are not fetched)."""
+    stages, then its run (command, steps, hours, notes). A Hub repo is named only (its records are not fetched).
+    Where the folder now holds an export of `this_run` itself (a run whose start model was replaced by its own
+    export, then resumed), that export's earlier stages are this run's: its steps are already this run's."""
     folder = Path(source)
     summary = read_json(folder / "training_summary.json") if folder.is_dir() else None
     train = read_json(folder / "training_config.json") if folder.is_dir() else None
     if not summary or not train:
         return [{"model": source}]
+    if this_run is not None and Path(train.get("output_dir", "")).resolve() == Path(this_run).resolve():
+        return summary.get("earlier_stages", [])
     stage = {"command": training_command(train), "steps": summary.get("steps"),
              "train_hours": summary.get("train_hours"), "notes": summary.get("notes")}
     return [*summary.get("earlier_stages", []), {k: v for k, v in stage.items() if v is not None}]
