@@ -71,10 +71,11 @@ def test_quality_benchmark_trains_its_recipes_and_scores_each_budget(tmp_path, r
     rows = json.loads(out.read_text())["rows"]
     expected = set(recipes) | ({"no-ema"} if "project" in recipes else set())  # no-ema: project's live generator
     assert {row["recipe"] for row in rows} == expected
-    for name in expected:  # each recipe scored at both budgets, the longer one having trained more steps
+    for name in expected:  # each recipe scored at both budgets, the longer one having trained no fewer steps
         mine = sorted((r for r in rows if r["recipe"] == name), key=lambda r: r["minutes"])
         assert [r["minutes"] for r in mine] == [0.02, 0.04]
-        assert 0 < mine[0]["steps"] < mine[1]["steps"]
+        # Budgets are wall-clock: on a loaded machine both may end after their first step (CI saw 1 and 1).
+        assert 0 < mine[0]["steps"] <= mine[1]["steps"]
         assert all(r["fd"] > 0 and 0 <= r["class_accuracy"] <= 1 for r in mine)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| recipe | minutes |" in result.stdout
