@@ -368,7 +368,8 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
                                "--gradient-penalty", "0.05", "--d-norm", "none", "--init-from", str(first)))
     assert rpgan.returncode == 0, rpgan.stderr[-2000:]
     assert load_generator(str(tmp_path / "rpgan" / "export")).model_config.d_norm == "none"
-    # A discriminator gains heads and a generator its dither (starting at zero) in a fine-tune; no run drops them.
+    # A discriminator gains heads (at zero) and a generator its dither (at its strength) in a fine-tune; no run
+    # drops them.
     head = run(python_command(*common, "--output-dir", str(tmp_path / "head"), "--max-steps", "1", "--d-histogram",
                               "--d-patch", "--white-dither", "1.5", "--init-from", str(first)))
     assert head.returncode == 0, head.stderr[-2000:]

@@ -128,7 +128,8 @@ def earlier_stages(source: str, this_run: str | None = None) -> list[dict[str, A
     train = read_json(folder / "training_config.json") if folder.is_dir() else None
     if not summary or not train:
         return [{"model": source}]
-    if this_run is not None and Path(train.get("output_dir", "")).resolve() == Path(this_run).resolve():
+    its_run = train.get("output_dir")
+    if this_run is not None and its_run and Path(its_run).resolve() == Path(this_run).resolve():
         return summary.get("earlier_stages", [])
     stage = {"command": training_command(train), "steps": summary.get("steps"),
              "train_hours": summary.get("train_hours"), "notes": summary.get("notes")}
