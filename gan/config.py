@@ -124,6 +124,12 @@ class ModelConfig(JsonConfig):
     # strength in grey levels (0: no dither); the learned one is in the weights. MNIST's plateaus vary between digits
     # more than within one, and its discriminator drove this noise out (BENCHMARKS.md).
     white_dither: float = 0.0
+    # With output_norm "max": grey levels added to a pixel per unit of the last layer's pre-activation above 0,
+    # before the stretch, so that pixels past tanh's knee keep rising a little with x instead of all meeting at one
+    # plateau: the brightest (a stroke's thickest point) becomes 255 and the rest of the plateau sits a few levels
+    # below it, varying smoothly as x does, as in anti-aliased digits (MNIST: median one pure white, strokes at
+    # 252-254). Saturated pixels also pass a gradient again. No weights: a model may start a run with another slope.
+    white_slope: float = 0.0
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
     d_norm: str = "spectral"
@@ -169,6 +175,12 @@ class ModelConfig(JsonConfig):
             raise GanError(f"white_dither is a strength in grey levels in [0, 16], got {self.white_dither}")
         if self.white_dither and self.output_norm == "max-linear":
             raise GanError("white_dither needs a saturating white end; output_norm max-linear has none")
+        if not 0.0 <= self.white_slope <= 16.0:
+            raise GanError(f"white_slope is in grey levels per unit of pre-activation, in [0, 16], got "
+                           f"{self.white_slope}")
+        if self.white_slope and self.output_norm != "max":
+            raise GanError("white_slope needs output_norm max: without the stretch to the brightest pixel, a rising "
+                           "white end only clamps more pixels to pure white")
         if self.d_norm not in D_NORMS:
             raise GanError(f"d_norm must be one of {', '.join(D_NORMS)}, not {self.d_norm!r}")
         if self.class_frequencies and (len(self.class_frequencies) != self.num_classes
@@ -250,6 +262,10 @@ class TrainConfig(JsonConfig):
                                       "pixels, starting at this strength in grey levels, so white plateaus vary over "
                                       "a few levels (0: none; on MNIST training drove it out, BENCHMARKS.md)",
                                  group=MODEL, low=0, high=16, open="[]")
+    white_slope: float = option(0.0, "with --output-norm max: grey levels a pixel gains per unit of the last layer's "
+                                     "pre-activation above 0, so a white plateau keeps rising with it and only its "
+                                     "brightest point reaches 255, as in anti-aliased strokes (MNIST: 2)",
+                                group=MODEL, low=0, high=16, open="[]")
     loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
                               "each real image must outscore a generated one of its class; use with "
                               "--gradient-penalty)", group=RECIPE, choices=LOSSES)
@@ -358,6 +374,11 @@ class TrainConfig(JsonConfig):
             raise GanError(f"--image-size {self.image_size} is not supported; choose one of {SUPPORTED_IMAGE_SIZES}")
         if self.evaluator and not self.eval_every:
             raise GanError("--evaluator is used by --eval-every N; set that too")
+        if self.white_slope and self.output_norm != "max":
+            raise GanError("--white-slope needs --output-norm max: without the stretch to the brightest pixel a rising "
+                           "white end only clamps more pixels to pure white")
+        if self.white_dither and self.output_norm == "max-linear":
+            raise GanError("--white-dither needs a saturating white end; --output-norm max-linear has none")
         if (self.push_every or self.hub_private or self.hub_real_pool) and not self.push_to_hub:
             raise GanError("--push-every, --hub-private and --hub-real-pool need --push-to-hub REPO_ID")
         if self.push_to_hub:

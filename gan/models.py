@@ -126,7 +126,9 @@ def output_layer(x: torch.Tensor, config: ModelConfig, dither: torch.Tensor | No
     pure white and black are reachable; then, with output_norm "max", each image stretched to white ("max-linear":
     the white end linear, so no plateau forms below the brightest pixel). A clamped pixel passes no gradient; D only
     sees it where it already matches the data's extreme. A dither (B, C, H, W) (WhiteDither) adds to the bright half
-    before the stretch, growing to full strength at white, so plateaus vary and black stays exactly black."""
+    before the stretch, growing to full strength at white, so plateaus vary and black stays exactly black. A white
+    slope (config.white_slope) keeps the bright half rising with x past tanh's knee, so only a plateau's brightest
+    point reaches white after the stretch."""
     gain, white_gain = config.output_gain, config.white_gain
     if config.output_norm == "max-linear":  # no ceiling before the scaling: the white end stays linear
         return brightest_to_white(torch.where(x > 0, x, (gain * torch.tanh(x)).clamp(min=-1.0)))
@@ -139,6 +141,8 @@ def output_layer(x: torch.Tensor, config: ModelConfig, dither: torch.Tensor | No
         pixels = pixels + dither * pixels.clamp(min=0.0).square()
         if config.output_norm != "max":
             pixels = pixels.clamp(-1.0, 1.0)
+    if config.white_slope:  # validated to come with "max": the stretch then brings the brightest to 255
+        pixels = pixels + (config.white_slope / 127.5) * F.relu(x)
     return brightest_to_white(pixels) if config.output_norm == "max" else pixels
 
 

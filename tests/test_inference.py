@@ -52,6 +52,8 @@ CONFIGS = {
                                                                   latent_dim=16, output_norm="max-linear"),
     "28px grey, white dither": ModelConfig(num_classes=3, class_names=list("abc"), g_width=8, latent_dim=16,
                                            output_gain=1.1, white_gain=1.0, output_norm="max", white_dither=4.0),
+    "28px grey, white slope": ModelConfig(num_classes=3, class_names=list("abc"), g_width=8, latent_dim=16,
+                                          output_gain=1.1, white_gain=1.0, output_norm="max", white_slope=2.0),
     "64px RGB, 4 blocks": ModelConfig(image_size=64, channels=3, num_classes=5, class_names=list("abcde"), g_width=4,
                                       latent_dim=32),
 }

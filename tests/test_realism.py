@@ -16,11 +16,11 @@ from gan.quality.intervals import binomial_p_value, wilson_interval
 from gan.quality.metrics import C2ST_MIN_IMAGES, C2stSettings, c2st
 from gan.config import ModelConfig
 from gan.errors import GanError
-from gan.models import Generator
+from gan.models import Generator, output_layer
 from gan.quality.scores import Scores
 from gan.train.monitor import selection_score
 from gan.quiz.tells import best_rule, pixel_statistics, tell_accuracies
-from gan.sampling import generate
+from gan.sampling import generate, to_uint8
 
 FAST = C2stSettings(epochs=6, width=8, feature_dim=32)  # enough to find blur or noise, a few seconds on 1 thread
 
@@ -204,6 +204,29 @@ def test_a_white_dither_spreads_a_plateau_over_grey_levels_and_leaves_black_alon
         ModelConfig(num_classes=3, output_norm="max-linear", white_dither=1.0)
     with pytest.raises(GanError, match="white_dither"):
         ModelConfig(num_classes=3, white_dither=-1.0)
+
+
+def test_a_white_slope_keeps_a_plateau_rising_so_only_its_brightest_point_is_white():
+    """Past tanh's knee every pixel of a saturating white end meets one value, 255 after the stretch: 20 pure whites
+    a generated digit against the data's median of one. With a slope, x keeps counting there: the brightest pixel
+    alone is white, the plateau sits a few levels below it in order of x, black stays black, and the gradient
+    reaches saturated pixels again."""
+    flat = ModelConfig(num_classes=3, output_gain=1.1, white_gain=1.0, output_norm="max")
+    sloped = dataclasses.replace(flat, white_slope=2.0)
+    x = torch.cat([torch.full((1, 1, 1, 8), -6.0), torch.linspace(4.0, 6.0, 8).view(1, 1, 1, 8)], dim=3)
+    x.requires_grad_(True)
+    assert (to_uint8(output_layer(x, flat))[0, 0, 8:, 0] == 255).all()  # the plateau: one value
+    pixels = output_layer(x, sloped)
+    levels = to_uint8(pixels)[0, 0, :, 0].astype(int)
+    assert (levels[:8] == 0).all()  # black stays black
+    assert levels[-1] == 255 and (levels[8:-1] < 255).all()
+    assert (np.diff(levels[8:]) >= 0).all() and 250 <= levels[8] <= 252  # ~2 levels per unit of x below the top
+    pixels[0, 0, 0, 9].backward()
+    assert x.grad[0, 0, 0, 9] > 0  # a saturated pixel learns again
+    with pytest.raises(GanError, match="white_slope needs output_norm max"):
+        ModelConfig(num_classes=3, white_slope=2.0)
+    with pytest.raises(GanError, match="white_slope"):
+        ModelConfig(num_classes=3, output_norm="max", white_slope=-1.0)
 
 
 def test_a_trained_layer_saturates_images_when_pushed():

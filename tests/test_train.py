@@ -191,6 +191,9 @@ def error_line(result: subprocess.CompletedProcess) -> str:
         (["--evaluator", "evaluators/fashion-mnist"], "--evaluator is used by --eval-every"),
         (["--beta1", "1"], "--beta1 must be in [0, 1), got 1.0"),
         (["--output-gain", "2.5"], "--output-gain must be in [1, 2], got 2.5"),
+        (["--white-slope", "2"], "--white-slope needs --output-norm max"),
+        (["--white-slope", "2", "--output-norm", "max-linear"], "--white-slope needs --output-norm max"),
+        (["--white-dither", "1", "--output-norm", "max-linear"], "--white-dither needs a saturating white end"),
         (["--cpu-threads", "0"], "--cpu-threads must be at least 1, got 0"),
         (["--hub-private"], "--push-every, --hub-private and --hub-real-pool need --push-to-hub"),
         (["--hub-real-pool"], "--hub-real-pool need --push-to-hub"),
@@ -369,13 +372,15 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
     assert rpgan.returncode == 0, rpgan.stderr[-2000:]
     assert load_generator(str(tmp_path / "rpgan" / "export")).model_config.d_norm == "none"
     # A discriminator gains heads (at zero) and a generator its dither (at its strength) in a fine-tune; no run
-    # drops them.
+    # drops them. The white end's norm and slope have no weights: they may change either way.
     head = run(python_command(*common, "--output-dir", str(tmp_path / "head"), "--max-steps", "1", "--d-histogram",
-                              "--d-patch", "--white-dither", "1.5", "--init-from", str(first)))
+                              "--d-patch", "--white-dither", "1.5", "--output-norm", "max", "--white-slope", "2",
+                              "--init-from", str(first)))
     assert head.returncode == 0, head.stderr[-2000:]
     heads = load_discriminator(str(tmp_path / "head" / "export"))
     assert heads.histogram is not None and heads.patch is not None
-    assert load_generator(str(tmp_path / "head" / "export")).dither is not None
+    sloped = load_generator(str(tmp_path / "head" / "export"))
+    assert sloped.dither is not None and sloped.model_config.white_slope == 2.0
     for kept, part in (("--d-patch --white-dither 1.5", "discriminator"), ("--d-histogram --d-patch", "generator")):
         dropped = run(python_command(*common, "--output-dir", str(tmp_path / "dropped"), "--max-steps", "1",
                                      *kept.split(), "--init-from", str(tmp_path / "head" / "export")))

@@ -46,7 +46,7 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
 VALUES_BEFORE_THEIR_FLAGS = {"output_gain": 1.0}
 # Flags that define what a checkpoint holds; changing any other flag (max steps, logging...) still resumes.
 RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "output_gain",
-                "white_dither", "d_norm", "d_histogram", "d_patch", "batch_size", "seed")
+                "white_dither", "white_slope", "d_norm", "d_histogram", "d_patch", "batch_size", "seed")
 
 
 def _identity(key: str, value: object) -> object:
@@ -131,7 +131,7 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
 def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) -> ModelConfig:
     """An exported model's config with what may differ in a warm start taken from this run's. Class names may
     differ, so a model of one dataset can start training on another with as many classes (transfer, which converges
-    much faster on small data). The output layer's gains and normalisation have no weights: a tanh model may start a
+    much faster on small data). The output layer's gains, slope and normalisation have no weights: a tanh model may start a
     run that trains it to saturate. The generator reads none of the discriminator's fields, nor the discriminator
     the generator's; a spectral-norm discriminator was converted by the caller. A discriminator may gain heads (they
     start at zero: the same function) and a generator the dither (at its starting strength), never lose them."""
@@ -142,4 +142,4 @@ def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) 
         fields = {head: True for head in DISCRIMINATOR_HEADS if getattr(mine, head) and not getattr(theirs, head)}
         fields["white_dither"] = mine.white_dither
     return replace(theirs, class_names=mine.class_names, output_gain=mine.output_gain, white_gain=mine.white_gain,
-                   output_norm=mine.output_norm, **fields)
+                   output_norm=mine.output_norm, white_slope=mine.white_slope, **fields)

@@ -225,6 +225,7 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         white_gain=cfg.white_gain,
         output_norm=cfg.output_norm,
         white_dither=cfg.white_dither,
+        white_slope=cfg.white_slope,
         d_norm=cfg.d_norm,
         d_histogram=cfg.d_histogram,
         d_patch=cfg.d_patch,
