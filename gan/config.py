@@ -130,6 +130,13 @@ class ModelConfig(JsonConfig):
     # below it, varying smoothly as x does, as in anti-aliased digits (MNIST: median one pure white, strokes at
     # 252-254). Saturated pixels also pass a gradient again. No weights: a model may start a run with another slope.
     white_slope: float = 0.0
+    # With output_norm "max": shares of the training images whose white plateau (the commonest value within 8 levels
+    # of their brightest) sits 0, 1, 2, ... grey levels below their brightest value (data.white_plateau_shares).
+    # white_peaks: among images whose plateau sits below it, the shares holding 1, 2, ... pixels at the brightest
+    # value. The generator draws each image's offset and peak count from z and holds its stretched pixels at that
+    # level, but for that many of its brightest points (models.WhitePlateau). Empty: no plateau.
+    white_plateau: list[float] = field(default_factory=list)
+    white_peaks: list[float] = field(default_factory=list)
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
     d_norm: str = "spectral"
@@ -181,6 +188,14 @@ class ModelConfig(JsonConfig):
         if self.white_slope and self.output_norm != "max":
             raise GanError("white_slope needs output_norm max: without the stretch to the brightest pixel, a rising "
                            "white end only clamps more pixels to pure white")
+        for name in ("white_plateau", "white_peaks"):
+            shares = getattr(self, name)
+            if shares and (len(shares) > 64 or min(shares) < 0 or sum(shares) <= 0):
+                raise GanError(f"{name} must be up to 64 non-negative shares, not {shares}")
+        if bool(self.white_plateau) != bool(self.white_peaks):
+            raise GanError("white_plateau and white_peaks come together (data.white_plateau_shares measures both)")
+        if self.white_plateau and self.output_norm != "max":
+            raise GanError("white_plateau needs output_norm max: its level is measured below the brightest pixel")
         if self.d_norm not in D_NORMS:
             raise GanError(f"d_norm must be one of {', '.join(D_NORMS)}, not {self.d_norm!r}")
         if self.class_frequencies and (len(self.class_frequencies) != self.num_classes
@@ -266,6 +281,10 @@ class TrainConfig(JsonConfig):
                                      "pre-activation above 0, so a white plateau keeps rising with it and only its "
                                      "brightest point reaches 255, as in anti-aliased strokes (MNIST: 2)",
                                 group=MODEL, low=0, high=16, open="[]")
+    white_plateau: bool = option(False, "with --output-norm max: measure how far below its brightest pixel each "
+                                        "training image's white plateau sits (MNIST: 0-4 grey levels) and how many "
+                                        "pixels reach the brightest, and have the generator draw both per image "
+                                        "from those shares", group=MODEL)
     loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
                               "each real image must outscore a generated one of its class; use with "
                               "--gradient-penalty)", group=RECIPE, choices=LOSSES)
@@ -377,6 +396,8 @@ class TrainConfig(JsonConfig):
         if self.white_slope and self.output_norm != "max":
             raise GanError("--white-slope needs --output-norm max: without the stretch to the brightest pixel a rising "
                            "white end only clamps more pixels to pure white")
+        if self.white_plateau and self.output_norm != "max":
+            raise GanError("--white-plateau needs --output-norm max: its level is measured below the brightest pixel")
         if self.white_dither and self.output_norm == "max-linear":
             raise GanError("--white-dither needs a saturating white end; --output-norm max-linear has none")
         if (self.push_every or self.hub_private or self.hub_real_pool) and not self.push_to_hub:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import ConditionalBatchNorm2d, Generator, class_weights, output_layer
+from .models import ConditionalBatchNorm2d, Generator, class_weights, drawn_from_z, output_layer
 
 # Upsampling by 2 (nearest) then a 3-tap filter w equals a stride-2 transposed filter of 4 taps: row k of this matrix
 # says which taps of w add up to tap k (derived in `upsampled_conv_kernel`).
@@ -153,6 +153,7 @@ class InferenceGenerator(nn.Module):
         self.out_taps = nn.Parameter(tap_matrix(out_conv.weight), requires_grad=False)
         self.out_bias = nn.Parameter(out_conv.bias.clone(), requires_grad=False)
         self.dither = copy.deepcopy(generator.dither)
+        self.plateau = copy.deepcopy(generator.plateau)
         self.requires_grad_(False)
         self.eval()
 
@@ -164,7 +165,7 @@ class InferenceGenerator(nn.Module):
             h = block(h, norms[2 * i], norms[2 * i + 1])
         # The last block already applied out_norm's affine map; only its ReLU remains.
         pixels = conv3x3_by_taps(h.relu_(), self.out_taps, self.out_bias)
-        return output_layer(pixels, self.model_config, None if self.dither is None else self.dither(z))
+        return output_layer(pixels, self.model_config, *drawn_from_z(self.dither, self.plateau, z))
 
     def train(self, mode: bool = True) -> "InferenceGenerator":
         # Stays in eval form: generate_from_latents switches modes around its call, which must not matter here.

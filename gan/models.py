@@ -84,6 +84,7 @@ class Generator(nn.Module, HubModelMixin):
         self.out_norm = nn.BatchNorm2d(widths[-1])
         self.out_conv = _layer(nn.Conv2d(widths[-1], config.channels, 3, padding=1))
         self.dither = WhiteDither(config) if config.white_dither else None
+        self.plateau = WhitePlateau(config) if config.white_plateau else None
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         y = class_weights(labels, self.model_config.num_classes, z.dtype)  # (B, K)
@@ -93,9 +94,18 @@ class Generator(nn.Module, HubModelMixin):
         return self.to_pixels(self.out_conv(F.relu(self.out_norm(h))), z)  # (B, channels, H, W)
 
     def to_pixels(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        """The output layer on the last convolution's x (B, C, H, W); z (B, latent_dim) draws the dither, if any."""
-        dither = self.dither(z) if self.dither is not None and z is not None else None
-        return output_layer(x, self.model_config, dither)
+        """The output layer on the last convolution's x (B, C, H, W); z (B, latent_dim) draws the dither and the
+        plateau level, if any."""
+        return output_layer(x, self.model_config, *drawn_from_z(self.dither, self.plateau, z))
+
+
+def drawn_from_z(dither: "WhiteDither | None", plateau: "WhitePlateau | None", z: torch.Tensor | None
+                 ) -> tuple[torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+    """What the output layer draws from a batch's z: the dither (B, C, H, W) and the plateau (levels (B, 1, 1, 1),
+    peak counts (B,)), each None where the generator has none (or no z is given)."""
+    if z is None:
+        return None, None
+    return (None if dither is None else dither(z)), (None if plateau is None else plateau(z))
 
 
 class WhiteDither(nn.Module):
@@ -121,14 +131,56 @@ class WhiteDither(nn.Module):
         return noise * self.strength.view(1, -1, 1, 1)  # (B, C, H, W)
 
 
-def output_layer(x: torch.Tensor, config: ModelConfig, dither: torch.Tensor | None = None) -> torch.Tensor:
+class WhitePlateau(nn.Module):
+    """Each image's white plateau, drawn from z. MNIST's digits were scaled so their brightest pixel is 255, and
+    their stroke centres sit on a flat plateau 0-4 grey levels below it (9.8 / 29 / 37 / 21 / 2.3% of digits) with
+    one pixel at 255 in 64% of them, a few in the rest: a saturating white end puts the whole plateau at 255 (20
+    pure whites a digit), a sloped one spreads it over 240-254, which a two-sample classifier finds at once
+    (BENCHMARKS.md). The training data's shares (config.white_plateau, white_peaks; data.white_plateau_shares) are
+    drawn along two fixed directions of the normalised z, so a seed keeps its image at any truncation."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        directions = torch.randn(2, config.latent_dim, generator=torch.Generator().manual_seed(1))
+        self.register_buffer("directions", F.normalize(directions, dim=1))  # saved with the weights, as the dither's
+        self.register_buffer("offset_cdf", _cdf(config.white_plateau))
+        self.register_buffer("peaks_cdf", _cdf(config.white_peaks))
+        self.scale = config.latent_dim ** 0.5
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Plateau levels (B, 1, 1, 1) in [-1, 1] and peak counts (B,) >= 1."""
+        along = (F.normalize(z, dim=1) @ self.directions.T) * self.scale  # (B, 2), each ~N(0, 1) for z ~ N(0, I)
+        uniform = (0.5 * (1.0 + torch.erf(along / 2 ** 0.5))).T.contiguous()
+        offset = torch.searchsorted(self.offset_cdf, uniform[0]).clamp(max=len(self.offset_cdf) - 1)
+        peaks = torch.searchsorted(self.peaks_cdf, uniform[1]).clamp(max=len(self.peaks_cdf) - 1) + 1
+        return (1.0 - offset.to(z.dtype) / 127.5).view(-1, 1, 1, 1), peaks
+
+
+def _cdf(shares: list[float]) -> torch.Tensor:
+    return torch.tensor(shares, dtype=torch.float32).cumsum(0) / sum(shares)
+
+
+def on_plateau(pixels: torch.Tensor, x: torch.Tensor, plateau: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Stretched pixels (B, C, H, W) held at most at each image's plateau level, except its peak count of values
+    of highest pre-activation x, which stay pure white; plateau: WhitePlateau's (levels, peak counts)."""
+    level, peaks = plateau
+    held = torch.minimum(pixels, level).flatten(1)
+    brightest = x.flatten(1).topk(min(int(peaks.max()), held.shape[1]), dim=1).indices  # (B, K), brightest first
+    is_peak = torch.arange(brightest.shape[1], device=x.device) < peaks.unsqueeze(1)
+    values = torch.where(is_peak, torch.ones_like(held[:, :1]), held.gather(1, brightest))
+    return held.scatter(1, brightest, values).view_as(pixels)
+
+
+def output_layer(x: torch.Tensor, config: ModelConfig, dither: torch.Tensor | None = None,
+                 plateau: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The output layer: tanh, scaled by output_gain (white_gain at the white end, where set) and clamped, so that
     pure white and black are reachable; then, with output_norm "max", each image stretched to white ("max-linear":
     the white end linear, so no plateau forms below the brightest pixel). A clamped pixel passes no gradient; D only
     sees it where it already matches the data's extreme. A dither (B, C, H, W) (WhiteDither) adds to the bright half
     before the stretch, growing to full strength at white, so plateaus vary and black stays exactly black. A white
     slope (config.white_slope) keeps the bright half rising with x past tanh's knee, so only a plateau's brightest
-    point reaches white after the stretch."""
+    point reaches white after the stretch. A plateau (WhitePlateau's levels and peak counts) then holds each
+    stretched image at its level but for that many of its brightest points."""
     gain, white_gain = config.output_gain, config.white_gain
     if config.output_norm == "max-linear":  # no ceiling before the scaling: the white end stays linear
         return brightest_to_white(torch.where(x > 0, x, (gain * torch.tanh(x)).clamp(min=-1.0)))
@@ -143,7 +195,10 @@ def output_layer(x: torch.Tensor, config: ModelConfig, dither: torch.Tensor | No
             pixels = pixels.clamp(-1.0, 1.0)
     if config.white_slope:  # validated to come with "max": the stretch then brings the brightest to 255
         pixels = pixels + (config.white_slope / 127.5) * F.relu(x)
-    return brightest_to_white(pixels) if config.output_norm == "max" else pixels
+    if config.output_norm != "max":
+        return pixels
+    pixels = brightest_to_white(pixels)
+    return pixels if plateau is None else on_plateau(pixels, x, plateau)
 
 
 def brightest_to_white(pixels: torch.Tensor) -> torch.Tensor:

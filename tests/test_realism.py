@@ -16,6 +16,7 @@ from gan.quality.intervals import binomial_p_value, wilson_interval
 from gan.quality.metrics import C2ST_MIN_IMAGES, C2stSettings, c2st
 from gan.config import ModelConfig
 from gan.errors import GanError
+from gan.data import white_plateau_shares
 from gan.models import Generator, output_layer
 from gan.quality.scores import Scores
 from gan.train.monitor import selection_score
@@ -227,6 +228,59 @@ def test_a_white_slope_keeps_a_plateau_rising_so_only_its_brightest_point_is_whi
         ModelConfig(num_classes=3, white_slope=2.0)
     with pytest.raises(GanError, match="white_slope"):
         ModelConfig(num_classes=3, output_norm="max", white_slope=-1.0)
+
+
+def test_a_white_plateau_sits_at_a_level_drawn_per_image_below_a_few_pure_whites():
+    """MNIST's strokes are a flat plateau 0-4 levels under the digit's brightest pixel, with a few pixels at it; a
+    saturating white end puts the whole plateau at 255. With white_plateau, each image's level and peak count are
+    drawn from the data's shares by its z (the same at any truncation); all but the peaks are held at the level;
+    black stays black."""
+    shares, peak_shares = [0.1, 0.3, 0.4, 0.2], [0.5, 0.0, 0.5]  # 1 or 3 peaks
+    config = ModelConfig(num_classes=3, g_width=8, d_width=8, latent_dim=16, output_gain=1.1, white_gain=1.0,
+                         output_norm="max", white_plateau=shares, white_peaks=peak_shares)
+    torch.manual_seed(0)
+    generator = Generator(config).eval()
+    with torch.no_grad():
+        generator.out_conv.bias.fill_(4.0)
+        generator.out_conv.weight.zero_()
+        generator.out_conv.weight[:, :, 1, 1] = 60.0  # half the pixels black, half far into tanh's plateau
+    seeds = list(range(2000))
+    classes = [seed % 3 for seed in seeds]
+    images = generate(generator, classes, seeds).reshape(len(seeds), -1).astype(int)
+    whites = (images == 255).sum(1)
+    plateau_module, generator.plateau = generator.plateau, None
+    plain = generate(generator, classes, seeds).reshape(len(seeds), -1).astype(int)
+    generator.plateau = plateau_module
+    assert (images.max(1) == 255).all() and np.array_equal(images[plain < 250], plain[plain < 250])  # only whites
+    plateau = np.array([np.bincount(row[(row > 200) & (row < 255)], minlength=256).argmax() if (row < 255).any()
+                        and (row == 255).sum() <= 3 else 255 for row in images])
+    offsets = 255 - plateau
+    assert set(offsets) <= {0, 1, 2, 3}
+    assert np.abs(np.bincount(offsets, minlength=4) / len(seeds) - shares).max() < 0.04
+    below = whites[offsets > 0]
+    assert set(below) == {1, 3} and abs((below == 1).mean() - 0.5) < 0.05  # the peaks alone stay white
+    assert (images[offsets > 0] >= 250).sum(1).min() > 100  # ... and the rest of the plateau is held at its level
+    dark = generate(generator, classes[:50], seeds[:50], 0.5).reshape(50, -1).astype(int)
+    assert ((dark == 0) == (images[:50] == 0)).all()
+    assert np.array_equal((dark == 255).sum(1), whites[:50])  # the same level and peaks at any truncation
+    with pytest.raises(GanError, match="white_plateau needs output_norm max"):
+        ModelConfig(num_classes=3, white_plateau=shares, white_peaks=peak_shares)
+    with pytest.raises(GanError, match="non-negative shares"):
+        ModelConfig(num_classes=3, output_norm="max", white_plateau=[0.5, -0.1], white_peaks=peak_shares)
+    with pytest.raises(GanError, match="come together"):
+        ModelConfig(num_classes=3, output_norm="max", white_plateau=shares)
+
+
+def test_white_plateau_shares_measure_how_far_below_its_brightest_an_image_plateaus():
+    images = torch.zeros(4, 1, 6, 6, dtype=torch.uint8)
+    images[:, 0, 1:5, 1:5] = torch.tensor([253, 253, 255, 254]).view(4, 1, 1)  # the plateaus
+    images[:, 0, 0, 0] = 255  # one brighter pixel each
+    images[1, 0, 0, 1] = 255  # two in the second
+    images[2, 0, 0, 0] = 0
+    plateau, peaks = white_plateau_shares(images)
+    assert plateau == [0.25, 0.25, 0.5]  # offsets 2, 2, 0 (no brighter pixel), 1
+    assert peaks == [round(2 / 3, 4), round(1 / 3, 4)]  # of the three below their brightest: 1, 2 and 1 peaks
+    assert white_plateau_shares(torch.zeros(2, 1, 4, 4, dtype=torch.uint8)) == ([1.0], [1.0])  # black: no plateau
 
 
 def test_a_trained_layer_saturates_images_when_pushed():

@@ -194,6 +194,7 @@ def error_line(result: subprocess.CompletedProcess) -> str:
         (["--white-slope", "2"], "--white-slope needs --output-norm max"),
         (["--white-slope", "2", "--output-norm", "max-linear"], "--white-slope needs --output-norm max"),
         (["--white-dither", "1", "--output-norm", "max-linear"], "--white-dither needs a saturating white end"),
+        (["--white-plateau"], "--white-plateau needs --output-norm max"),
         (["--cpu-threads", "0"], "--cpu-threads must be at least 1, got 0"),
         (["--hub-private"], "--push-every, --hub-private and --hub-real-pool need --push-to-hub"),
         (["--hub-real-pool"], "--hub-real-pool need --push-to-hub"),
@@ -375,12 +376,14 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
     # drops them. The white end's norm and slope have no weights: they may change either way.
     head = run(python_command(*common, "--output-dir", str(tmp_path / "head"), "--max-steps", "1", "--d-histogram",
                               "--d-patch", "--white-dither", "1.5", "--output-norm", "max", "--white-slope", "2",
-                              "--init-from", str(first)))
+                              "--white-plateau", "--init-from", str(first)))
     assert head.returncode == 0, head.stderr[-2000:]
     heads = load_discriminator(str(tmp_path / "head" / "export"))
     assert heads.histogram is not None and heads.patch is not None
     sloped = load_generator(str(tmp_path / "head" / "export"))
     assert sloped.dither is not None and sloped.model_config.white_slope == 2.0
+    shares = sloped.model_config.white_plateau, sloped.model_config.white_peaks  # measured on this run's data
+    assert sloped.plateau is not None and all(abs(sum(each) - 1) < 1e-3 for each in shares)
     for kept, part in (("--d-patch --white-dither 1.5", "discriminator"), ("--d-histogram --d-patch", "generator")):
         dropped = run(python_command(*common, "--output-dir", str(tmp_path / "dropped"), "--max-steps", "1",
                                      *kept.split(), "--init-from", str(tmp_path / "head" / "export")))

@@ -46,7 +46,8 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
 VALUES_BEFORE_THEIR_FLAGS = {"output_gain": 1.0}
 # Flags that define what a checkpoint holds; changing any other flag (max steps, logging...) still resumes.
 RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "output_gain",
-                "white_dither", "white_slope", "d_norm", "d_histogram", "d_patch", "batch_size", "seed")
+                "white_dither", "white_slope", "white_plateau", "d_norm", "d_histogram", "d_patch", "batch_size",
+                "seed")
 
 
 def _identity(key: str, value: object) -> object:
@@ -118,12 +119,14 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     exported_g, exported_d = load_generator(source), load_discriminator(source)
     if exported_d.model_config.d_norm == "spectral" and discriminator.model_config.d_norm == "none":
         exported_d = without_spectral_norm(exported_d)  # the same function, its normalised weights baked in
-    gained_parts = (*(f"{attribute}." for attribute in DISCRIMINATOR_HEADS.values()), "dither.")
+    gained_parts = (*(f"{attribute}." for attribute in DISCRIMINATOR_HEADS.values()), "dither.", "plateau.")
     for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):
         if _as_this_run_would_build(name, theirs.model_config, mine.model_config) != mine.model_config:
             raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
                            f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")
-        loaded = mine.load_state_dict(theirs.state_dict(), strict=False)  # parts it gains keep their start
+        # A plateau holds no learned weights, only buffers drawn from this run's config (its data's shares).
+        state = {key: value for key, value in theirs.state_dict().items() if not key.startswith("plateau.")}
+        loaded = mine.load_state_dict(state, strict=False)  # parts it gains keep their start
         assert not loaded.unexpected_keys and all(key.startswith(gained_parts) for key in loaded.missing_keys), loaded
     ema.model.load_state_dict(generator.state_dict())
 
@@ -131,7 +134,7 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
 def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) -> ModelConfig:
     """An exported model's config with what may differ in a warm start taken from this run's. Class names may
     differ, so a model of one dataset can start training on another with as many classes (transfer, which converges
-    much faster on small data). The output layer's gains, slope and normalisation have no weights: a tanh model may start a
+    much faster on small data). The output layer's gains, slope, plateau and normalisation have no learned weights: a tanh model may start a
     run that trains it to saturate. The generator reads none of the discriminator's fields, nor the discriminator
     the generator's; a spectral-norm discriminator was converted by the caller. A discriminator may gain heads (they
     start at zero: the same function) and a generator the dither (at its starting strength), never lose them."""
@@ -142,4 +145,5 @@ def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) 
         fields = {head: True for head in DISCRIMINATOR_HEADS if getattr(mine, head) and not getattr(theirs, head)}
         fields["white_dither"] = mine.white_dither
     return replace(theirs, class_names=mine.class_names, output_gain=mine.output_gain, white_gain=mine.white_gain,
-                   output_norm=mine.output_norm, white_slope=mine.white_slope, **fields)
+                   output_norm=mine.output_norm, white_slope=mine.white_slope, white_plateau=mine.white_plateau,
+                   white_peaks=mine.white_peaks, **fields)

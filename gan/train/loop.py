@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from ..config import ModelConfig, TrainConfig
 from ..config import parse_policy
-from ..data import ImageData, ImageDataset, class_shares, collate_batch, load_image_data
+from ..data import ImageData, ImageDataset, class_shares, collate_batch, load_image_data, white_plateau_shares
 from ..errors import GanError
 from ..models import Discriminator, Generator
 from ..quality.scores import Scores
@@ -226,6 +226,8 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         output_norm=cfg.output_norm,
         white_dither=cfg.white_dither,
         white_slope=cfg.white_slope,
+        **dict(zip(("white_plateau", "white_peaks"), white_plateau_shares(data.images) if cfg.white_plateau
+                   else ([], []))),
         d_norm=cfg.d_norm,
         d_histogram=cfg.d_histogram,
         d_patch=cfg.d_patch,
