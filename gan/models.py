@@ -150,7 +150,7 @@ class WhitePlateau(nn.Module):
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Plateau levels (B, 1, 1, 1) in [-1, 1] and peak counts (B,) >= 1."""
         along = (F.normalize(z, dim=1) @ self.directions.T) * self.scale  # (B, 2), each ~N(0, 1) for z ~ N(0, I)
-        uniform = (0.5 * (1.0 + torch.erf(along / 2 ** 0.5))).T.contiguous()
+        uniform = (0.5 * (1.0 + torch.erf(along.float() / 2 ** 0.5))).T.contiguous()  # fp32, as the CDFs (autocast)
         offset = torch.searchsorted(self.offset_cdf, uniform[0]).clamp(max=len(self.offset_cdf) - 1)
         peaks = torch.searchsorted(self.peaks_cdf, uniform[1]).clamp(max=len(self.peaks_cdf) - 1) + 1
         return (1.0 - offset.to(z.dtype) / 127.5).view(-1, 1, 1, 1), peaks

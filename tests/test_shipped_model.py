@@ -94,12 +94,13 @@ def test_its_card_and_metrics_describe_these_weights(name):
 
 # Shipped models that do not meet the pixel-tell bar yet (issue 13, figures in BENCHMARKS.md). Strict: once a
 # retrained model meets it, the test fails until its name leaves this set.
-# Fashion-MNIST: the count of 255s and the darkest pixels at ~0.58 (within issue 28's 0.65, tested below); MNIST: count
-# of 255s 0.91; emoji: a channel's darkest value (green_min 0.67 / 0.73): its fakes rarely as dark as the real outlines.
+# Fashion-MNIST: the count of 255s and the darkest pixels at ~0.57 (within issue 28's 0.65, tested below); MNIST:
+# histogram bins 128-191 at ~0.58 since --white-plateau (was the count of 255s, 0.92); emoji: a channel's darkest value
+# (green_min 0.67 / 0.73): its fakes rarely as dark as the real outlines.
 PIXEL_TELLS_OPEN: set[str] = {"fashion-mnist", "mnist", "emoji"}
 # Issue 28's bar for the quiz's pixel tells (best statistic, single and pair rounds), and the models that meet it.
 ISSUE_28_TELL_BAR = 0.65
-WITHIN_ISSUE_28_TELL_BAR = ["fashion-mnist"]
+WITHIN_ISSUE_28_TELL_BAR = ["fashion-mnist", "mnist"]
 
 
 def pixel_tells(name: str, above: float) -> dict[str, float]:
