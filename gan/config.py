@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,22 +181,18 @@ class ModelConfig(JsonConfig):
                            "leave it unset")
         if not 0.0 <= self.white_dither <= 16.0:
             raise GanError(f"white_dither is a strength in grey levels in [0, 16], got {self.white_dither}")
-        if self.white_dither and self.output_norm == "max-linear":
-            raise GanError("white_dither needs a saturating white end; output_norm max-linear has none")
         if not 0.0 <= self.white_slope <= 16.0:
             raise GanError(f"white_slope is in grey levels per unit of pre-activation, in [0, 16], got "
                            f"{self.white_slope}")
-        if self.white_slope and self.output_norm != "max":
-            raise GanError("white_slope needs output_norm max: without the stretch to the brightest pixel, a rising "
-                           "white end only clamps more pixels to pure white")
         for name in ("white_plateau", "white_peaks"):
             shares = getattr(self, name)
             if shares and (len(shares) > 64 or min(shares) < 0 or sum(shares) <= 0):
                 raise GanError(f"{name} must be up to 64 non-negative shares, not {shares}")
         if bool(self.white_plateau) != bool(self.white_peaks):
             raise GanError("white_plateau and white_peaks come together (data.white_plateau_shares measures both)")
-        if self.white_plateau and self.output_norm != "max":
-            raise GanError("white_plateau needs output_norm max: its level is measured below the brightest pixel")
+        problem = white_end_problem(self)
+        if problem:
+            raise GanError(problem)
         if self.d_norm not in D_NORMS:
             raise GanError(f"d_norm must be one of {', '.join(D_NORMS)}, not {self.d_norm!r}")
         if self.class_frequencies and (len(self.class_frequencies) != self.num_classes
@@ -238,6 +235,20 @@ def option(default: Any, help: str, *, group: str, choices: tuple | None = None,
 
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def white_end_problem(config: "ModelConfig | TrainConfig", name: Callable[[str], str] = str) -> str | None:
+    """What is wrong with a config's white-end options together with its output_norm (None: nothing), each option
+    called by name(field): a field's name for a ModelConfig, its flag for a TrainConfig."""
+    norm = name("output_norm")
+    if config.white_dither and config.output_norm == "max-linear":
+        return f"{name('white_dither')} needs a saturating white end; {norm} max-linear has none"
+    if config.white_slope and config.output_norm != "max":
+        return (f"{name('white_slope')} needs {norm} max: without the stretch to the brightest pixel a rising white "
+                "end only clamps more pixels to pure white")
+    if config.white_plateau and config.output_norm != "max":
+        return f"{name('white_plateau')} needs {norm} max: its level is measured below the brightest pixel"
+    return None
 
 
 @dataclass
@@ -393,13 +404,9 @@ class TrainConfig(JsonConfig):
             raise GanError(f"--image-size {self.image_size} is not supported; choose one of {SUPPORTED_IMAGE_SIZES}")
         if self.evaluator and not self.eval_every:
             raise GanError("--evaluator is used by --eval-every N; set that too")
-        if self.white_slope and self.output_norm != "max":
-            raise GanError("--white-slope needs --output-norm max: without the stretch to the brightest pixel a rising "
-                           "white end only clamps more pixels to pure white")
-        if self.white_plateau and self.output_norm != "max":
-            raise GanError("--white-plateau needs --output-norm max: its level is measured below the brightest pixel")
-        if self.white_dither and self.output_norm == "max-linear":
-            raise GanError("--white-dither needs a saturating white end; --output-norm max-linear has none")
+        problem = white_end_problem(self, name=flag_name)  # before any data loads, naming the flags
+        if problem:
+            raise GanError(problem)
         if (self.push_every or self.hub_private or self.hub_real_pool) and not self.push_to_hub:
             raise GanError("--push-every, --hub-private and --hub-real-pool need --push-to-hub REPO_ID")
         if self.push_to_hub:

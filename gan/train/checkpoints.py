@@ -134,10 +134,11 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
 def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) -> ModelConfig:
     """An exported model's config with what may differ in a warm start taken from this run's. Class names may
     differ, so a model of one dataset can start training on another with as many classes (transfer, which converges
-    much faster on small data). The output layer's gains, slope, plateau and normalisation have no learned weights: a tanh model may start a
-    run that trains it to saturate. The generator reads none of the discriminator's fields, nor the discriminator
-    the generator's; a spectral-norm discriminator was converted by the caller. A discriminator may gain heads (they
-    start at zero: the same function) and a generator the dither (at its starting strength), never lose them."""
+    much faster on small data). The output layer's gains, slope, plateau and normalisation have no learned weights:
+    a tanh model may start a run that trains it to saturate. The generator reads none of the discriminator's
+    fields, nor the discriminator the generator's; a spectral-norm discriminator was converted by the caller. A
+    discriminator may gain heads (they start at zero: the same function) and a generator the dither (at its starting
+    strength), never lose them."""
     if name == "generator":
         fields = {"d_norm": mine.d_norm, **{head: getattr(mine, head) for head in DISCRIMINATOR_HEADS},
                   "white_dither": mine.white_dither or theirs.white_dither}  # the learned strength is in the weights

@@ -212,7 +212,9 @@ class Progress:
 
 
 def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
-    """The architecture for this run: sizes from the flags, channels and classes from the data."""
+    """The architecture for this run: sizes from the flags, channels and classes from the data (and, with
+    --white-plateau, the data's white plateaus)."""
+    plateau, peaks = white_plateau_shares(data.images) if cfg.white_plateau else ([], [])
     return ModelConfig(
         image_size=cfg.image_size,
         channels=int(data.images.shape[1]),
@@ -226,8 +228,8 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         output_norm=cfg.output_norm,
         white_dither=cfg.white_dither,
         white_slope=cfg.white_slope,
-        **dict(zip(("white_plateau", "white_peaks"), white_plateau_shares(data.images) if cfg.white_plateau
-                   else ([], []))),
+        white_plateau=plateau,
+        white_peaks=peaks,
         d_norm=cfg.d_norm,
         d_histogram=cfg.d_histogram,
         d_patch=cfg.d_patch,
