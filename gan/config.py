@@ -271,7 +271,8 @@ class TrainConfig(JsonConfig):
     channels: int | None = option(None, "1 = grey, 3 = RGB (default: inferred from the data)",
                                         group=DATA, choices=(1, 3))
     latent_dim: int = option(128, "size of the noise vector z", group=MODEL, low=1)
-    g_width: int = option(32, "generator channels at full resolution", group=MODEL, low=1)
+    g_width: int = option(32, "generator channels at full resolution (with --init-from, wider than the start "
+                                  "model's: its channels grow, drawing the same images at first)", group=MODEL, low=1)
     d_width: int = option(32, "discriminator channels at full resolution", group=MODEL, low=1)
     output_gain: float = option(1.1, "generator output clamp(gain * tanh): above 1, pure white and black are "
                                      "reachable (1 = plain tanh)",

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,12 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import CLASSES, REPO, TINY, launch_command, run, child_env
-from gan.config import TrainConfig
-from gan.models import load_discriminator, load_generator
+from gan.config import ModelConfig, TrainConfig
+from gan.models import Generator, load_discriminator, load_generator
 from gan.quality.scores import Scores
 from gan.train.monitor import selection_score
 from gan.sampling import generate
+from gan.train.checkpoints import widened
 from gan.version import CONFIG_FORMAT
 
 
@@ -364,9 +366,15 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
     assert stage["steps"] == 4 and "--max-steps 4" in stage["command"] and "train.py" in stage["command"]
     card = (tmp_path / "warm" / "export" / "README.md").read_text()
     assert "continues 1 earlier training stage" in card and "--max-steps 4" in card
-    mismatched = run(python_command(*common, "--output-dir", str(tmp_path / "bad"), "--max-steps", "1",
-                                    "--g-width", "16", "--init-from", str(first)))
-    assert "its generator architecture differs" in error_line(mismatched)
+    for flags, part in (("--g-width 4", "generator"), ("--d-width 16", "discriminator"), ("--latent-dim 8", "generator")):
+        mismatched = run(python_command(*common, "--output-dir", str(tmp_path / "bad"), "--max-steps", "1",
+                                        *flags.split(), "--init-from", str(first)))
+        assert f"its {part} architecture differs" in error_line(mismatched), flags
+    # A generator grows wider (its new channels start with zero weights out of them: test_widened_...).
+    wider = run(python_command(*common, "--output-dir", str(tmp_path / "wider"), "--max-steps", "1",
+                               "--g-width", "16", "--init-from", str(first)))
+    assert wider.returncode == 0, wider.stderr[-2000:]
+    assert load_generator(str(tmp_path / "wider" / "export")).model_config.g_width == 16
     # R3GAN's recipe fine-tunes a spectral-norm model: its discriminator's normalised weights carry over.
     rpgan = run(python_command(*common, "--output-dir", str(tmp_path / "rpgan"), "--max-steps", "1", "--loss", "rpgan",
                                "--gradient-penalty", "0.05", "--d-norm", "none", "--init-from", str(first)))
@@ -399,6 +407,27 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
                                   "--init-from", str(first)))
     assert transfer.returncode == 0, transfer.stderr[-2000:]
     assert load_generator(str(tmp_path / "transfer" / "export")).model_config.class_names == ["kind0", "kind1", "kind2"]
+
+
+def test_widened_generator_draws_the_same_images_and_its_new_channels_can_learn():
+    config = ModelConfig(num_classes=3, class_names=list("abc"), g_width=8, latent_dim=16)
+    torch.manual_seed(0)
+    narrow, wide = Generator(config), Generator(replace(config, g_width=16))
+    with torch.no_grad():  # class-conditional gains and running statistics away from their fresh values
+        for name, tensor in [*narrow.named_parameters(), *narrow.named_buffers()]:
+            if tensor.is_floating_point():
+                tensor.add_(0.1 * torch.randn_like(tensor))
+                if "running_var" in name:
+                    tensor.abs_()
+    wide.load_state_dict(widened(narrow.state_dict(), wide.state_dict()))
+    assert wide.blocks[-1].conv2.weight.shape[0] == 2 * narrow.blocks[-1].conv2.weight.shape[0]
+    z, labels = torch.randn(6, 16), torch.tensor([0, 1, 2, 0, 1, 2])
+    for mode in ("eval", "train"):  # running statistics, and batch statistics of every old channel
+        narrow.train(mode == "train"), wide.train(mode == "train")
+        torch.testing.assert_close(wide(z, labels), narrow(z, labels), atol=1e-6, rtol=0)
+    wide(z, labels).square().mean().backward()  # weights out of the new channels start at zero, and move
+    new_inputs = wide.out_conv.weight.grad[:, narrow.out_conv.weight.shape[1]:]
+    assert wide.out_conv.weight[:, narrow.out_conv.weight.shape[1]:].abs().max() == 0 and new_inputs.abs().max() > 0
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 
 from ..config import ModelConfig, TrainConfig
@@ -115,7 +116,8 @@ def save_checkpoint(accelerator: Accelerator, out: Path, step: int, total_limit:
 
 def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     """Warm start (fine-tuning, or carrying a run across machines): weights of an exported model, fresh optimizers.
-    The export's EMA generator starts both the live generator and the EMA; its config must match this run's."""
+    The export's EMA generator starts both the live generator and the EMA; its config must match this run's, but
+    for what `_as_this_run_would_build` lets differ."""
     exported_g, exported_d = load_generator(source), load_discriminator(source)
     if exported_d.model_config.d_norm == "spectral" and discriminator.model_config.d_norm == "none":
         exported_d = without_spectral_norm(exported_d)  # the same function, its normalised weights baked in
@@ -126,9 +128,31 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
                            f"({theirs.model_config.to_dict()} vs {mine.model_config.to_dict()}); use matching flags")
         # A plateau holds no learned weights, only buffers drawn from this run's config (its data's shares).
         state = {key: value for key, value in theirs.state_dict().items() if not key.startswith("plateau.")}
+        state = widened(state, mine.state_dict())  # a wider generator: the same images to start from
         loaded = mine.load_state_dict(state, strict=False)  # parts it gains keep their start
         assert not loaded.unexpected_keys and all(key.startswith(gained_parts) for key in loaded.missing_keys), loaded
     ema.model.load_state_dict(generator.state_dict())
+
+
+def widened(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A narrower generator's weights (`narrow`) in a wider one's shapes (`wide`: its fresh start), drawing the same
+    images (Net2Net's function-preserving widening, Chen et al. 2016): each tensor's leading slice is the narrow one;
+    the channels it gains keep their fresh weights into them (dimension 0) and get zero weights out of them (any
+    later dimension of a weight: conv inputs), so no old channel sees them until training grows those weights from
+    zero. Channel-major layouts make this hold for every layer of `Generator` (the stem's rows are (C, s, s), a
+    conditional norm's gains (C, K)); running statistics of new channels keep their fresh (0, 1)."""
+    out = {}
+    for key, value in narrow.items():
+        target = wide.get(key)
+        if target is None or target.shape == value.shape:
+            out[key] = value
+            continue
+        grown = target.clone()
+        for dim in range(1, grown.dim()):  # weights: what flows out of the new input channels starts at zero
+            grown.narrow(dim, value.shape[dim], grown.shape[dim] - value.shape[dim]).zero_()
+        grown[tuple(slice(0, n) for n in value.shape)] = value
+        out[key] = grown
+    return out
 
 
 def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) -> ModelConfig:
@@ -138,13 +162,14 @@ def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) 
     a tanh model may start a run that trains it to saturate. The generator reads none of the discriminator's
     fields, nor the discriminator the generator's; a spectral-norm discriminator was converted by the caller. A
     discriminator may gain heads (they start at zero: the same function) and a generator the dither (at its starting
-    strength), never lose them."""
+    strength), never lose them; a generator may grow wider (`widened`), never narrower."""
     if name == "generator":
         fields = {"d_norm": mine.d_norm, **{head: getattr(mine, head) for head in DISCRIMINATOR_HEADS},
-                  "white_dither": mine.white_dither or theirs.white_dither}  # the learned strength is in the weights
+                  "white_dither": mine.white_dither or theirs.white_dither,  # the learned strength is in the weights
+                  "g_width": max(mine.g_width, theirs.g_width), "d_width": mine.d_width}
     else:
         fields = {head: True for head in DISCRIMINATOR_HEADS if getattr(mine, head) and not getattr(theirs, head)}
-        fields["white_dither"] = mine.white_dither
+        fields.update(white_dither=mine.white_dither, g_width=mine.g_width)
     return replace(theirs, class_names=mine.class_names, output_gain=mine.output_gain, white_gain=mine.white_gain,
                    output_norm=mine.output_norm, white_slope=mine.white_slope, white_plateau=mine.white_plateau,
                    white_peaks=mine.white_peaks, **fields)
