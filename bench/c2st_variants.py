@@ -30,13 +30,13 @@ from c2st_cues import as_uint8, blur  # noqa: E402
 from gan.data import class_counts, load_image_data, stratified_subset  # noqa: E402
 from gan.models import Generator, load_generator  # noqa: E402
 from gan.quality.metrics import FLOOR_SEED, C2stSettings, c2st, generated_batches  # noqa: E402
-from gan.train.checkpoints import CHECKPOINT_PREFIX  # noqa: E402
+from gan.train.checkpoints import checkpoint_folder  # noqa: E402
 
 EMA_FILE = "custom_checkpoint_0.pkl"  # accelerate's name for the first registered object: the EMA (loop.py)
 
 
 def checkpoint_ema(run: Path, step: int) -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoints" / f"{CHECKPOINT_PREFIX}{step:08d}" / EMA_FILE, weights_only=False)
+    return torch.load(checkpoint_folder(run, step) / EMA_FILE, weights_only=False)
 
 
 def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -366,7 +366,8 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
     assert stage["steps"] == 4 and "--max-steps 4" in stage["command"] and "train.py" in stage["command"]
     card = (tmp_path / "warm" / "export" / "README.md").read_text()
     assert "continues 1 earlier training stage" in card and "--max-steps 4" in card
-    for flags, part in (("--g-width 4", "generator"), ("--d-width 16", "discriminator"), ("--latent-dim 8", "generator")):
+    refused = (("--g-width 4", "generator"), ("--d-width 16", "discriminator"), ("--latent-dim 8", "generator"))
+    for flags, part in refused:
         mismatched = run(python_command(*common, "--output-dir", str(tmp_path / "bad"), "--max-steps", "1",
                                         *flags.split(), "--init-from", str(first)))
         assert f"its {part} architecture differs" in error_line(mismatched), flags
@@ -423,7 +424,8 @@ def test_widened_generator_draws_the_same_images_and_its_new_channels_can_learn(
     assert wide.blocks[-1].conv2.weight.shape[0] == 2 * narrow.blocks[-1].conv2.weight.shape[0]
     z, labels = torch.randn(6, 16), torch.tensor([0, 1, 2, 0, 1, 2])
     for mode in ("eval", "train"):  # running statistics, and batch statistics of every old channel
-        narrow.train(mode == "train"), wide.train(mode == "train")
+        narrow.train(mode == "train")
+        wide.train(mode == "train")
         torch.testing.assert_close(wide(z, labels), narrow(z, labels), atol=1e-6, rtol=0)
     wide(z, labels).square().mean().backward()  # weights out of the new channels start at zero, and move
     new_inputs = wide.out_conv.weight.grad[:, narrow.out_conv.weight.shape[1]:]

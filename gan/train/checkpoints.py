@@ -95,10 +95,15 @@ def resume_checkpoint(accelerator: Accelerator, out: Path, resume: str | None) -
     return path
 
 
+def checkpoint_folder(out: Path, step: int) -> Path:
+    """Where a run folder's complete checkpoint of `step` lives."""
+    return out / "checkpoints" / f"{CHECKPOINT_PREFIX}{step:08d}"
+
+
 def save_checkpoint(accelerator: Accelerator, out: Path, step: int, total_limit: int) -> Path:
     """Write the full state under a temporary name, then rename it: a killed run never leaves a half checkpoint."""
-    folder = out / "checkpoints"
-    final, partial = folder / f"{CHECKPOINT_PREFIX}{step:08d}", folder / f"{PARTIAL_PREFIX}{step:08d}"
+    final = checkpoint_folder(out, step)
+    partial = final.parent / f"{PARTIAL_PREFIX}{step:08d}"
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
