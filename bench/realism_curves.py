@@ -25,8 +25,8 @@ from gan.sharing.card import training_command  # noqa: E402
 from gan.train.export import EVALS_NAME  # noqa: E402
 
 RECIPE_FIELDS = ("image_size", "g_width", "d_width", "output_gain", "loss", "gradient_penalty", "penalty_every",
-                 "d_norm", "batch_size", "lr_g", "lr_d", "d_steps", "ema_decay", "ema_start", "diffaugment", "init_from",
-                 "cpu_threads")
+                 "d_norm", "batch_size", "lr_g", "lr_d", "lr_decay_steps", "d_steps", "ema_decay", "ema_start",
+                 "diffaugment", "init_from", "cpu_threads")
 
 
 def read_run(folder: Path, name: str) -> dict:

@@ -314,6 +314,8 @@ class TrainConfig(JsonConfig):
     batch_size: int = option(64, "real images per D step, per process", group=RECIPE, low=1)
     lr_g: float = option(0.0002, "generator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")
     lr_d: float = option(0.0002, "discriminator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")
+    lr_decay_steps: int = option(0, "both learning rates fall linearly to zero over the last N steps before "
+                                    "--max-steps, as SNGAN and cGAN-PD train (0: constant rates)", group=RECIPE, low=0)
     beta1: float = option(0.0, "Adam beta1 for both models", group=RECIPE, low=0, high=1, open="[)")
     beta2: float = option(0.9, "Adam beta2 for both models", group=RECIPE, low=0, high=1, open="[)")
     d_steps: int = option(1, "discriminator steps per generator step", group=RECIPE, low=1)
@@ -405,6 +407,9 @@ class TrainConfig(JsonConfig):
             raise GanError(f"--image-size {self.image_size} is not supported; choose one of {SUPPORTED_IMAGE_SIZES}")
         if self.evaluator and not self.eval_every:
             raise GanError("--evaluator is used by --eval-every N; set that too")
+        if self.lr_decay_steps > self.max_steps:
+            raise GanError(f"--lr-decay-steps {self.lr_decay_steps} exceeds --max-steps {self.max_steps}: the rates "
+                           "would start part-way down; decay over at most the whole run")
         problem = white_end_problem(self, name=flag_name)  # before any data loads, naming the flags
         if problem:
             raise GanError(problem)

@@ -147,6 +147,22 @@ def test_resuming_with_other_learning_rates_trains_at_the_new_ones(tiny_imagefol
 
 
 @pytest.mark.slow
+def test_learning_rates_decay_linearly_to_zero_over_the_last_steps_and_resume_on_schedule(tiny_imagefolder, tmp_path):
+    out = tmp_path / "run"
+    common = ["--dataset", str(tiny_imagefolder), *TINY, "--output-dir", str(out), "--checkpoint-every", "2",
+              "--checkpoints-total-limit", "0", "--sample-every", "0", "--lr-g", "1e-4", "--lr-d", "4e-4",
+              "--lr-decay-steps", "4", "--max-steps", "8"]
+    assert run(python_command(*common, "--max-minutes", "1e-9")).returncode == 0  # stops after its first step
+    resumed = run(python_command(*common))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # A checkpoint at step s holds the rates of the step before it (0-based s - 1): 1, 1, 3/4 and 1/4 of the flags'.
+    for step, scale in [(2, 1.0), (4, 1.0), (6, 0.75), (8, 0.25)]:
+        for name, lr in [("optimizer.bin", 1e-4), ("optimizer_1.bin", 4e-4)]:
+            groups = torch.load(out / "checkpoints" / f"step_{step:08d}" / name, weights_only=True)["param_groups"]
+            assert [g["lr"] for g in groups] == pytest.approx([lr * scale] * len(groups)), (step, name)
+
+
+@pytest.mark.slow
 def test_two_process_cpu_run_trains_checkpoints_and_exports_once(tiny_imagefolder, tmp_path):
     out = tmp_path / "ddp"
     result = run(launch_command("--dataset", str(tiny_imagefolder), "--output-dir", str(out), *TINY,
@@ -202,6 +218,8 @@ def error_line(result: subprocess.CompletedProcess) -> str:
         (["--hub-real-pool"], "--hub-real-pool need --push-to-hub"),
         (["--gradient-penalty", "-1"], "--gradient-penalty must not be negative, got -1.0"),
         (["--penalty-every", "0"], "--penalty-every must be at least 1"),
+        (["--lr-decay-steps", "-1"], "--lr-decay-steps must not be negative"),
+        (["--lr-decay-steps", "30", "--max-steps", "20"], "--lr-decay-steps 30 exceeds --max-steps 20"),
         (["--push-to-hub", "not a repo"], "is not a valid Hub repo id"),
     ],
 )

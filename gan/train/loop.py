@@ -69,6 +69,7 @@ def train(cfg: TrainConfig, build_models: Callable[[ModelConfig], tuple[nn.Modul
     progress = Progress(run, clock)
     scores = None
     while state.step < cfg.max_steps and not time_is_up(accelerator, state, cfg):
+        set_learning_rates(models, cfg, state.step)
         for d_index in range(cfg.d_steps):
             real_u8, labels = next(batches)
             loss_d = d_step(models, real_u8, labels, step=state.step * cfg.d_steps + d_index)
@@ -167,11 +168,11 @@ def set_up_run(cfg: TrainConfig, accelerator: Accelerator,
     if resume_checkpoint(accelerator, out, cfg.resume) is None and cfg.init_from:
         start_from_export(cfg.init_from, accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator),
                           ema)
-    # A checkpoint restores the optimizers' learning rates and betas too; the flags win, so a run resumed with a
-    # lower --lr-g/--lr-d (the cure the non-finite-loss error advises) really trains at the new rate.
-    for optimizer, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
+    # A checkpoint restores the optimizers' betas (and rates, which set_learning_rates sets anew each step) too; the
+    # flags win, so a run resumed with a lower --lr-g/--lr-d (the non-finite-loss error's cure) trains at the new rate.
+    for optimizer in (opt_g, opt_d):
         for group in optimizer.param_groups:
-            group["lr"], group["betas"] = lr, betas
+            group["betas"] = betas
     # best/ on disk is the reference: it is what a better evaluation must beat (and what a changed
     # --c2st-per-class makes incomparable, see best_score_on_disk).
     run.state.best_score = best_score_on_disk(out, c2st_size(cfg, model_config, data))
@@ -331,6 +332,23 @@ def endless_batches(accelerator: Accelerator, loader: DataLoader, first_batch: i
         yield first
         yield from batches
         epoch, skip = epoch + 1, 0
+
+
+def learning_rate_scale(step: int, cfg: TrainConfig) -> float:
+    """What --lr-decay-steps N leaves of the learning rates at a step (0-based): 1 until the last N steps before
+    --max-steps, then falling linearly, 1/N at the last one. Annealing lets a game that circles its equilibrium
+    settle; it is a function of the step alone, so a resumed run (same --max-steps) continues the same schedule."""
+    if cfg.lr_decay_steps <= 0:
+        return 1.0
+    return min(1.0, (cfg.max_steps - step) / cfg.lr_decay_steps)
+
+
+def set_learning_rates(models: StepModels, cfg: TrainConfig, step: int) -> None:
+    """Both optimizers' rates for this step: the flags' --lr-g and --lr-d, scaled by the decay's schedule."""
+    scale = learning_rate_scale(step, cfg)
+    for optimizer, lr in ((models.opt_g, cfg.lr_g), (models.opt_d, cfg.lr_d)):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * scale
 
 
 def time_is_up(accelerator: Accelerator, state: TrainingState, cfg: TrainConfig) -> bool:
