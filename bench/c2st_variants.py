@@ -10,6 +10,13 @@ Real images are the training split in the model's class mix; fakes the model's s
 (4,000 a side: ~2 minutes on one core). Differences under ~0.03 are within what separates two such runs: confirm a
 winner with `python -m gan.evaluate score`. A checkpoint's EMA weights keep the running statistics they were saved
 with (a mean of checkpoints: the mean of theirs).
+
+The judge's own spread: `--budgets 20 40 80 --per-class 500` is the saturating judge of the cards (the same figure
+for seed 0), and `--seeds 0 1 2` reruns it with other splits, initialisations and data orders (BENCHMARKS.md: 0.72 to
+0.83 on one Fashion-MNIST model, whose seed-0 judge had not finished learning at 80 epochs):
+
+    python bench/c2st_variants.py --model models/fashion-mnist --dataset /usr/share/datasets/fashion-mnist \
+        --per-class 500 --budgets 20 40 80 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from c2st_cues import as_uint8, blur  # noqa: E402
 from gan.data import class_counts, load_image_data, stratified_subset  # noqa: E402
 from gan.models import Generator, load_generator  # noqa: E402
-from gan.quality.metrics import FLOOR_SEED, C2stSettings, c2st, generated_batches  # noqa: E402
+from gan.quality.metrics import FLOOR_SEED, SATURATING_C2ST, C2stSettings, c2st, generated_batches  # noqa: E402
 from gan.train.checkpoints import checkpoint_folder  # noqa: E402
 
 EMA_FILE = "custom_checkpoint_0.pkl"  # accelerate's name for the first registered object: the EMA (loop.py)
@@ -72,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--g-width", type=int, help="the run's generator width, where it widened the model's")
     parser.add_argument("--per-class", type=int, default=400, help="images a side per class")
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--budgets", type=int, nargs="+", help="a saturating judge of these epoch budgets instead "
+                        "(gan.evaluate score's: 20 40 80; with --per-class 500 its figure exactly)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="judge seeds (its split, initialisation "
+                        "and data order): one line each; the spread between them is the judge's own")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="append one JSON line per variant here")
     args = parser.parse_args(argv)
@@ -82,16 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     counts = class_counts(real.labels, config.num_classes, args.per_class * config.num_classes)
     real_images = stratified_subset(real, counts, seed=FLOOR_SEED).images
     for variant in args.variants:
-        started = time.perf_counter()
-        scored = c2st(real_images, variant_fakes(variant, model, args.run, counts, args.g_width),
-                      settings=C2stSettings(epochs=args.epochs))
-        line = {"model": args.model, "variant": variant, "accuracy": round(scored["accuracy"], 4),
-                "interval_95": [round(v, 4) for v in scored["interval_95"]], "epochs": args.epochs,
-                "images_per_set": scored["images_per_set"], "minutes": round((time.perf_counter() - started) / 60, 1)}
-        print(json.dumps(line), flush=True)
-        if args.out:
-            with args.out.open("a") as f:
-                f.write(json.dumps(line) + "\n")
+        fakes = variant_fakes(variant, model, args.run, counts, args.g_width)
+        for seed in args.seeds:
+            started = time.perf_counter()
+            settings = (replace(SATURATING_C2ST, budgets=tuple(args.budgets), seed=seed) if args.budgets
+                        else C2stSettings(epochs=args.epochs, seed=seed))
+            scored = c2st(real_images, fakes, settings=settings)
+            line = {"model": args.model, "variant": variant, "seed": seed, "accuracy": round(scored["accuracy"], 4),
+                    "interval_95": [round(v, 4) for v in scored["interval_95"]],
+                    "epochs": scored.get("validation_curve", args.epochs), "images_per_set": scored["images_per_set"],
+                    "minutes": round((time.perf_counter() - started) / 60, 1)}
+            print(json.dumps(line), flush=True)
+            if args.out:
+                with args.out.open("a") as f:
+                    f.write(json.dumps(line) + "\n")
     return 0
 
 
