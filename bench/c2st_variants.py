@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         fakes = variant_fakes(variant, model, args.run, counts, args.g_width)
         for seed in args.seeds:
             started = time.perf_counter()
-            settings = (replace(SATURATING_C2ST, budgets=tuple(args.budgets), seed=seed) if args.budgets
+            settings = (replace(SATURATING_C2ST, budgets=tuple(args.budgets), seed=seed, judges=1) if args.budgets
                         else C2stSettings(epochs=args.epochs, seed=seed))
             scored = c2st(real_images, fakes, settings=settings)
             line = {"model": args.model, "variant": variant, "seed": seed, "accuracy": round(scored["accuracy"], 4),

@@ -267,10 +267,15 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     assert SCORE_KEYS | {"cas", "c2st"} <= set(scores)
     # An untrained generator's noise is told from the patterns at once; 210 images a side were compared.
     assert scores["c2st"]["accuracy"] > 0.9 and scores["c2st"]["images_per_set"] == 210
-    # By default the judge trains longer while its validation split gains, as a determined outside judge would.
+    # By default three judges of seeds 0-2 each train longer while their validation split gains, as a determined
+    # outside judge would, and their mean is the figure.
     c2st_scores = scores["c2st"]
-    assert c2st_scores["settings"]["budgets"] == [20, 40, 80] and c2st_scores["epochs_to_plateau"] in (20, 40, 80)
-    assert list(c2st_scores["validation_curve"])[0] == "20"
+    assert c2st_scores["settings"]["budgets"] == [20, 40, 80, 160] and c2st_scores["settings"]["judges"] == 3
+    judges = c2st_scores["judges"]
+    assert [judge["seed"] for judge in judges] == [0, 1, 2]
+    assert all(judge["epochs_to_plateau"] in (20, 40, 80, 160) and list(judge["validation_curve"])[0] == "20"
+               for judge in judges)
+    assert c2st_scores["accuracy"] == pytest.approx(sum(judge["accuracy"] for judge in judges) / 3)
     assert scores["num_samples"] == 18 and scores["truncation"] == 0.7 and scores["reference_split"] == "test"
     assert set(scores["class_accuracy"]["per_class"]) == set(CLASSES)
     for accuracy, images in ((scores["class_accuracy"]["overall"], 18), (scores["cas"], 30)):  # right answers / images
@@ -288,7 +293,8 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     assert json.loads((model / "metrics.json").read_text()) == scores
     card = (model / "README.md").read_text()  # the model card was regenerated with the new figures
     assert f"{scores['class_accuracy']['overall']:.4f}" in card and "## Metrics" in card and "C2ST" in card
-    assert "longer while it still gained at least 0.01" in card and "for 20 epochs (" in card
+    assert "3 fresh small CNNs (seeds 0, 1, 2" in card and f"**{c2st_scores['accuracy']:.3f}** on average" in card
+    assert "each longer run tried while the last gained at least 0.01" in card
     assert f"| Precision of real test images (reference) | {pr['reference_precision']:.4f} |" in card
 
 
@@ -361,7 +367,7 @@ def test_score_rejects_bad_flag_values(cli_setup, capsys):
     dataset, evaluator_dir, model, _ = cli_setup
     common = ["score", "--model", str(model), "--dataset", str(dataset), "--evaluator", str(evaluator_dir)]
     for flags, words in ((["--per-class", "0"], "--per-class"), (["--truncation", "1.5"], "truncation"),
-                         (["--c2st-per-class", "0"], "--c2st-per-class")):
+                         (["--c2st-per-class", "0"], "--c2st-per-class"), (["--c2st-judges", "0"], "--c2st-judges")):
         code, errors = run_main(common + flags, capsys)
         assert code == 2 and len(errors) == 1 and words in errors[0]
 

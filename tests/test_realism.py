@@ -84,6 +84,23 @@ def test_a_saturating_c2st_trains_longer_only_while_it_gains_and_stays_calibrate
     assert "epochs_to_plateau" not in c2st(real, other, settings=FAST)
 
 
+def test_several_c2st_judges_report_their_mean_and_each_verdict(real_sets):
+    """judges=N runs N judges of consecutive seeds, each exactly the single judge of its seed, and reports their
+    mean: one judge's figure hangs on its seed more than on its test size."""
+    real, other = real_sets
+    changed = blurred(other)
+    single = [c2st(real, changed, settings=dataclasses.replace(FAST, seed=seed)) for seed in (3, 4)]
+    both = c2st(real, changed, settings=dataclasses.replace(FAST, seed=3, judges=2))
+    assert [judge["accuracy"] for judge in both["judges"]] == [verdict["accuracy"] for verdict in single]
+    assert [judge["seed"] for judge in both["judges"]] == [3, 4] and both["settings"]["judges"] == 2
+    assert both["accuracy"] == pytest.approx((single[0]["accuracy"] + single[1]["accuracy"]) / 2)
+    assert both["judge_range"] == [min(v["accuracy"] for v in single), max(v["accuracy"] for v in single)]
+    assert both["interval_95"][0] <= both["accuracy"] <= both["interval_95"][1] and both["p_value"] < 1e-6
+    assert both["tested_images"] == single[0]["tested_images"]  # overlapping test halves are not pooled
+    with pytest.raises(GanError, match="at least one judge"):
+        c2st(real, other, settings=dataclasses.replace(FAST, judges=0))
+
+
 def test_c2st_is_reproducible_and_takes_arrays(real_sets):
     real, other = real_sets
     as_array = other.permute(0, 2, 3, 1).numpy()  # (N, H, W, C), as `generate` returns images

@@ -294,18 +294,32 @@ def c2st_note(c2st: dict[str, Any]) -> list[str]:
     if not c2st.get("accuracy"):
         return []
     low, high = c2st["interval_95"]
-    curve = c2st.get("validation_curve")
-    if curve:  # the saturating judge: one-cycle runs of growing length while a validation split still gained
-        runs = ", then ".join(f"{epochs} epochs ({accuracy:.3f})" for epochs, accuracy in curve.items())
-        how_long = (f" for {runs} of validation accuracy, longer while it still gained at least 0.01 (the best, "
-                    f"{c2st['epochs_to_plateau']} epochs, is scored),")
-    else:
-        how_long = f" for {c2st.get('settings', {}).get('epochs', 20)} epochs"
-    return [f"C2ST (classifier two-sample test): a fresh small CNN trained{how_long} to tell {c2st['images_per_set']} "
-            f"generated images from as many real training images scores {c2st['accuracy']:.3f} on the "
-            f"{c2st['tested_images']} it did not train on (95% interval {low:.3f}-{high:.3f}; 0.5 = it cannot tell "
-            f"them apart). It takes {c2st['generated_taken_for_real']:.1%} of the held-out generated images for "
-            "real.", ""]
+    judges = c2st.get("judges")
+    if judges:  # several judges of consecutive seeds: the figure is their mean
+        seeds = ", ".join(str(judge["seed"]) for judge in judges)
+        training = "; ".join(_judge_training(judge, c2st) for judge in judges)
+        scored = ", ".join(f"{judge['accuracy']:.3f}" for judge in judges)
+        return [f"C2ST (classifier two-sample test): {len(judges)} fresh small CNNs (seeds {seeds}: each its own split "
+                f"of the images, initialisation and data order) learn to tell {c2st['images_per_set']} generated "
+                f"images from as many real training images ({training}). On the {c2st['tested_images']} images each "
+                f"did not train on they score {scored}: **{c2st['accuracy']:.3f}** on average (95% interval of one "
+                f"judge's test {low:.3f}-{high:.3f}; 0.5 = they cannot tell them apart). They take "
+                f"{c2st['generated_taken_for_real']:.1%} of the held-out generated images for real.", ""]
+    return [f"C2ST (classifier two-sample test): a fresh small CNN ({_judge_training(c2st, c2st)}) learns to tell "
+            f"{c2st['images_per_set']} generated images from as many real training images and scores "
+            f"{c2st['accuracy']:.3f} on the {c2st['tested_images']} it did not train on (95% interval "
+            f"{low:.3f}-{high:.3f}; 0.5 = it cannot tell them apart). It takes "
+            f"{c2st['generated_taken_for_real']:.1%} of the held-out generated images for real.", ""]
+
+
+def _judge_training(judge: dict[str, Any], c2st: dict[str, Any]) -> str:
+    """How one judge trained: its saturating runs' validation accuracies and the one scored, or its fixed epochs."""
+    curve = judge.get("validation_curve")
+    if not curve:
+        return f"{c2st.get('settings', {}).get('epochs', 20)} epochs"
+    accuracies = " / ".join(f"{accuracy:.3f}" for accuracy in curve.values())
+    return (f"validation accuracy {accuracies} after one-cycle runs of {' / '.join(curve)} epochs, each longer run "
+            f"tried while the last gained at least 0.01; the {judge['epochs_to_plateau']}-epoch run is scored")
 
 
 def write_model_card(folder: str | Path, *, repo_id: str | None = None, name: str | None = None,
