@@ -382,6 +382,9 @@ def test_the_machine_judge_states_a_models_two_sample_test():
     line = machine_judge(model)
     assert "81.2%" in line and "80.0%-82.5%" in line and "21.0%" in line and "50%" in line
     assert "No machine two-sample test" in machine_judge(SimpleNamespace(source="m", metrics=None))
+    judges = [{"seed": seed, "accuracy": 0.8} for seed in range(3)]
+    assert "3 fresh classifiers (different seeds)" in machine_judge(
+        SimpleNamespace(source="m", metrics={"c2st": {**metrics["c2st"], "judges": judges}}))
 
 
 def test_a_kept_best_with_another_c2st_size_does_not_block_a_resumed_run(tmp_path):

@@ -390,10 +390,15 @@ def machine_judge(model: DemoModel) -> str:
         return f"No machine two-sample test was measured for `{model.source}`."
     c2st = scores.c2st
     low, high = c2st["interval_95"]
-    return (f"**Machine judge** for `{model.source}`: a fresh classifier trained to tell its images from real ones "
-            f"is right on {c2st['accuracy']:.1%} of images it did not train on (95% interval {low:.1%}-{high:.1%}; "
-            f"50% = it cannot tell them apart) and takes {c2st['generated_taken_for_real']:.1%} of generated images "
-            "for real. People's error rate, below, is the same test taken by eye: 50% = fooled as often as not.")
+    judges = len(c2st.get("judges") or []) or 1
+    who, they, take = (("a fresh classifier trained to tell its images from real ones is right", "it", "takes")
+                       if judges == 1 else
+                       (f"{judges} fresh classifiers (different seeds) trained to tell its images from real ones are "
+                        "right, on average,", "they", "take"))
+    return (f"**Machine judge** for `{model.source}`: {who} on {c2st['accuracy']:.1%} of images {they} did not train "
+            f"on (95% interval {low:.1%}-{high:.1%}; 50% = no better than a coin) and {take} "
+            f"{c2st['generated_taken_for_real']:.1%} of generated images for real. People's error rate, below, is the "
+            "same test taken by eye: 50% = fooled as often as not.")
 
 
 def samples_caption(model: DemoModel) -> str:
