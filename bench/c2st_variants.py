@@ -1,9 +1,10 @@
 """Cheap what-ifs on one model before a run is spent on them: the same two-sample classifier on its fakes as they
 are, and on fakes from a run's checkpoints (one step's EMA weights, or their mean over a range of steps: a longer
-average), at another truncation, or blurred (fakes only).
+average), at another truncation, blurred (fakes only), or the share of a larger pool that the model's own
+discriminator scores highest in each class (rejection by the discriminator, Azadi et al. 2019, in its simplest form).
 
     python bench/c2st_variants.py --model models/fashion-mnist --dataset /usr/share/datasets/fashion-mnist \
-        --run runs/fmnist-patch --variants model mean:16000:21500 step:21500 truncation:0.9 blur:0.25
+        --run runs/fmnist-patch --variants model mean:16000:21500 step:21500 truncation:0.9 blur:0.25 d-top:0.5
 
 Real images are the training split in the model's class mix; fakes the model's seeds 0..n-1 of each class (as
 `gan.evaluate score` takes them); the classifier is the judge's CNN trained --epochs on the whole training half
@@ -11,12 +12,12 @@ Real images are the training split in the model's class mix; fakes the model's s
 winner with `python -m gan.evaluate score`. A checkpoint's EMA weights keep the running statistics they were saved
 with (a mean of checkpoints: the mean of theirs).
 
-The judge's own spread: `--budgets 20 40 80 --per-class 500` is the saturating judge of the cards (the same figure
-for seed 0), and `--seeds 0 1 2` reruns it with other splits, initialisations and data orders (BENCHMARKS.md: 0.72 to
-0.83 on one Fashion-MNIST model, whose seed-0 judge had not finished learning at 80 epochs):
+The judge's own spread: `--budgets 20 40 80 160 --per-class 500 --seeds 0 1 2` are the three judges of the cards
+(their mean is the card's figure), and other seeds rerun it with other splits, initialisations and data orders
+(BENCHMARKS.md: 0.72 to 0.83 on one Fashion-MNIST model for one judge of 20-80 epochs):
 
     python bench/c2st_variants.py --model models/fashion-mnist --dataset /usr/share/datasets/fashion-mnist \
-        --per-class 500 --budgets 20 40 80 --seeds 0 1 2
+        --per-class 500 --budgets 20 40 80 160 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from c2st_cues import as_uint8, blur  # noqa: E402
 from gan.data import class_counts, load_image_data, stratified_subset  # noqa: E402
-from gan.models import Generator, load_generator  # noqa: E402
+from gan.models import Generator, load_discriminator, load_generator  # noqa: E402
 from gan.quality.metrics import FLOOR_SEED, SATURATING_C2ST, C2stSettings, c2st, generated_batches  # noqa: E402
 from gan.train.checkpoints import checkpoint_folder  # noqa: E402
 
@@ -50,10 +51,13 @@ def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
     return {key: (sum(s[key].double() for s in states) / len(states)).to(states[0][key].dtype) for key in states[0]}
 
 
-def variant_fakes(variant: str, model: Generator, run: Path | None, counts: list[int], g_width: int | None = None
-                  ) -> torch.Tensor:
-    """uint8 fakes of one variant: model | step:N | mean:FIRST:LAST (every 500 steps) | truncation:T | blur:A."""
+def variant_fakes(variant: str, model: Generator, run: Path | None, counts: list[int], g_width: int | None = None,
+                  model_dir: str | None = None) -> torch.Tensor:
+    """uint8 fakes of one variant: model | step:N | mean:FIRST:LAST (every 500 steps) | truncation:T | blur:A |
+    d-top:F (model_dir's discriminator keeps the best-scored share F of each class's seeds)."""
     kind, *values = variant.split(":")
+    if kind == "d-top":
+        return discriminator_preferred(model, load_discriminator(model_dir).eval(), counts, float(values[0]))
     generator, truncation = model, 1.0
     if kind in ("step", "mean"):
         if run is None:
@@ -70,6 +74,18 @@ def variant_fakes(variant: str, model: Generator, run: Path | None, counts: list
     return fakes
 
 
+def discriminator_preferred(model: Generator, discriminator: torch.nn.Module, counts: list[int], share: float
+                            ) -> torch.Tensor:
+    """Per class, the counts[c] fakes the discriminator scores highest among counts[c] / share seeds."""
+    pool = [int(-(-count // share)) for count in counts]
+    kept = []
+    for label, images in generated_batches(model, per_class=pool, truncation=1.0, batch_size=max(pool)):
+        with torch.no_grad():
+            scores = discriminator(images.float() / 127.5 - 1.0, torch.full((len(images),), label))
+        kept.append(images[scores.argsort(descending=True)[:counts[label]]])
+    return torch.cat(kept)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="model folder (its config builds the checkpoints' generator)")
@@ -80,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=400, help="images a side per class")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--budgets", type=int, nargs="+", help="a saturating judge of these epoch budgets instead "
-                        "(gan.evaluate score's: 20 40 80; with --per-class 500 its figure exactly)")
+                        "(gan.evaluate score's: 20 40 80 160; with --per-class 500 and --seeds 0 1 2 its three judges exactly)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="judge seeds (its split, initialisation "
                         "and data order): one line each; the spread between them is the judge's own")
     parser.add_argument("--threads", type=int, default=1)
@@ -93,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = class_counts(real.labels, config.num_classes, args.per_class * config.num_classes)
     real_images = stratified_subset(real, counts, seed=FLOOR_SEED).images
     for variant in args.variants:
-        fakes = variant_fakes(variant, model, args.run, counts, args.g_width)
+        fakes = variant_fakes(variant, model, args.run, counts, args.g_width, args.model)
         for seed in args.seeds:
             started = time.perf_counter()
             settings = (replace(SATURATING_C2ST, budgets=tuple(args.budgets), seed=seed, judges=1) if args.budgets

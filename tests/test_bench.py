@@ -141,3 +141,33 @@ def test_c2st_cue_benchmark_scores_each_transform_on_both_sets(tmp_path):
     report = json.loads(out.read_text())
     assert report["images_per_set"] == 200 and [r["cue_removed"] for r in report["results"]] == ["none", "blur"]
     assert all(0 <= r["accuracy"] <= 1 and r["interval_95"][0] <= r["accuracy"] for r in report["results"])
+
+
+def test_discriminator_preferred_fakes_keep_each_classs_count_and_its_best_scored():
+    """bench/c2st_variants.py d-top:F: per class, the share F of a pool that the discriminator scores highest."""
+    import torch
+
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench.c2st_variants import discriminator_preferred
+    from gan.config import ModelConfig
+    from gan.models import Generator
+    from gan.quality.metrics import generated_batches
+
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(image_size=28, num_classes=3, g_width=8, d_width=8)).eval()
+
+    class Brightness(torch.nn.Module):  # a stand-in judge that likes bright images
+        def forward(self, images, labels):
+            return images.mean(dim=(1, 2, 3))
+
+    counts = [4, 2, 3]
+    kept = discriminator_preferred(generator, Brightness(), counts, share=0.5)
+    assert kept.dtype == torch.uint8 and kept.shape == (9, 1, 28, 28)
+    pools = dict(generated_batches(generator, per_class=[8, 4, 6], truncation=1.0, batch_size=8))
+    start = 0
+    for label, count in enumerate(counts):
+        brightness = pools[label].float().mean(dim=(1, 2, 3))
+        expected = pools[label][brightness.argsort(descending=True)[:count]]
+        assert torch.equal(kept[start:start + count], expected)
+        start += count
