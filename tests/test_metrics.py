@@ -294,7 +294,7 @@ def test_score_command_prints_json_and_writes_metrics(cli_setup):
     card = (model / "README.md").read_text()  # the model card was regenerated with the new figures
     assert f"{scores['class_accuracy']['overall']:.4f}" in card and "## Metrics" in card and "C2ST" in card
     assert "3 fresh small CNNs (seeds 0, 1, 2" in card and f"**{c2st_scores['accuracy']:.3f}** on average" in card
-    assert "each longer run tried while the last gained at least 0.01" in card
+    assert "the next tried while the last gained at least 0.01" in card
     assert f"| Precision of real test images (reference) | {pr['reference_precision']:.4f} |" in card
 
 
@@ -382,3 +382,20 @@ def test_inception_without_torch_fidelity_is_one_clear_error(cli_setup, capsys):
     code, errors = run_main(["score", "--model", str(model), "--dataset", str(dataset), "--evaluator",
                              str(evaluator_dir), "--per-class", "2", "--inception"], capsys)
     assert code == 2 and len(errors) == 1 and "torch-fidelity" in errors[0]
+
+
+def test_the_cards_c2st_note_says_how_each_judge_trained():
+    from gan.sharing.card import c2st_note
+
+    base = {"interval_95": [0.70, 0.73], "images_per_set": 5000, "tested_images": 5000,
+            "generated_taken_for_real": 0.3, "settings": {"epochs": 20}}
+    fixed = c2st_note({**base, "accuracy": 0.715})[0]
+    assert "a fresh small CNN (20 epochs)" in fixed and "scores 0.715" in fixed
+    judge = {"accuracy": 0.722, "validation_curve": {"20": 0.552, "40": 0.635, "80": 0.723}, "epochs_to_plateau": 80}
+    single = c2st_note({**base, **judge})[0]
+    assert "runs of 20 / 40 / 80 epochs" in single and "(0.552 / 0.635 / 0.723); the 80-epoch run is scored" in single
+    judges = [{**judge, "seed": 0}, {**judge, "seed": 1, "accuracy": 0.824}]
+    several = c2st_note({**base, "accuracy": 0.773, "judges": judges})[0]
+    assert "2 fresh small CNNs (seeds 0, 1:" in several and "they score 0.722, 0.824: **0.773** on average" in several
+    assert "seed 1: 0.552 / 0.635 / 0.723 after 20 / 40 / 80 epochs, 80 scored" in several
+    assert c2st_note({}) == []

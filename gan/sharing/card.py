@@ -297,14 +297,14 @@ def c2st_note(c2st: dict[str, Any]) -> list[str]:
     judges = c2st.get("judges")
     if judges:  # several judges of consecutive seeds: the figure is their mean
         seeds = ", ".join(str(judge["seed"]) for judge in judges)
-        training = "; ".join(_judge_training(judge, c2st) for judge in judges)
         scored = ", ".join(f"{judge['accuracy']:.3f}" for judge in judges)
         return [f"C2ST (classifier two-sample test): {len(judges)} fresh small CNNs (seeds {seeds}: each its own split "
                 f"of the images, initialisation and data order) learn to tell {c2st['images_per_set']} generated "
-                f"images from as many real training images ({training}). On the {c2st['tested_images']} images each "
-                f"did not train on they score {scored}: **{c2st['accuracy']:.3f}** on average (95% interval of one "
-                f"judge's test {low:.3f}-{high:.3f}; 0.5 = they cannot tell them apart). They take "
-                f"{c2st['generated_taken_for_real']:.1%} of the held-out generated images for real.", ""]
+                f"images from as many real training images{_judges_training(judges, c2st)}. On the "
+                f"{c2st['tested_images']} images each did not train on they score {scored}: "
+                f"**{c2st['accuracy']:.3f}** on average (95% interval of one judge's test {low:.3f}-{high:.3f}; 0.5 = "
+                f"they cannot tell them apart). They take {c2st['generated_taken_for_real']:.1%} of the held-out "
+                "generated images for real.", ""]
     return [f"C2ST (classifier two-sample test): a fresh small CNN ({_judge_training(c2st, c2st)}) learns to tell "
             f"{c2st['images_per_set']} generated images from as many real training images and scores "
             f"{c2st['accuracy']:.3f} on the {c2st['tested_images']} it did not train on (95% interval "
@@ -317,9 +317,20 @@ def _judge_training(judge: dict[str, Any], c2st: dict[str, Any]) -> str:
     curve = judge.get("validation_curve")
     if not curve:
         return f"{c2st.get('settings', {}).get('epochs', 20)} epochs"
-    accuracies = " / ".join(f"{accuracy:.3f}" for accuracy in curve.values())
-    return (f"validation accuracy {accuracies} after one-cycle runs of {' / '.join(curve)} epochs, each longer run "
-            f"tried while the last gained at least 0.01; the {judge['epochs_to_plateau']}-epoch run is scored")
+    return (f"one-cycle runs of {' / '.join(curve)} epochs, each longer run tried while the last gained at least 0.01 "
+            f"of validation accuracy ({' / '.join(f'{a:.3f}' for a in curve.values())}); the "
+            f"{judge['epochs_to_plateau']}-epoch run is scored")
+
+
+def _judges_training(judges: list[dict[str, Any]], c2st: dict[str, Any]) -> str:
+    """How several judges trained, in one parenthesis: the rule once, then each one's validation curve."""
+    if not all(judge.get("validation_curve") for judge in judges):
+        return f" ({_judge_training(judges[0], c2st)} each)"
+    curves = "; ".join(f"seed {judge['seed']}: {' / '.join(f'{a:.3f}' for a in judge['validation_curve'].values())} "
+                       f"after {' / '.join(judge['validation_curve'])} epochs, {judge['epochs_to_plateau']} scored"
+                       for judge in judges)
+    return (f" (each in one-cycle runs of growing length, the next tried while the last gained at least 0.01 of "
+            f"validation accuracy, the best scored: {curves})")
 
 
 def write_model_card(folder: str | Path, *, repo_id: str | None = None, name: str | None = None,
