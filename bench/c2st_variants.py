@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from c2st_cues import as_uint8, blur  # noqa: E402
-from gan.data import class_counts, load_image_data, stratified_subset  # noqa: E402
+from gan.data import class_counts, load_image_data, stratified_subset, to_model_range  # noqa: E402
 from gan.models import Generator, load_discriminator, load_generator  # noqa: E402
 from gan.quality.metrics import FLOOR_SEED, SATURATING_C2ST, C2stSettings, c2st, generated_batches  # noqa: E402
 from gan.train.checkpoints import checkpoint_folder  # noqa: E402
@@ -81,7 +81,7 @@ def discriminator_preferred(model: Generator, discriminator: torch.nn.Module, co
     kept = []
     for label, images in generated_batches(model, per_class=pool, truncation=1.0, batch_size=max(pool)):
         with torch.no_grad():
-            scores = discriminator(images.float() / 127.5 - 1.0, torch.full((len(images),), label))
+            scores = discriminator(to_model_range(images), torch.full((len(images),), label))
         kept.append(images[scores.argsort(descending=True)[:counts[label]]])
     return torch.cat(kept)
 
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=400, help="images a side per class")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--budgets", type=int, nargs="+", help="a saturating judge of these epoch budgets instead "
-                        "(gan.evaluate score's: 20 40 80 160; with --per-class 500 and --seeds 0 1 2 its three judges exactly)")
+                        "(gan.evaluate score's: 20 40 80 160; with --per-class 500 and --seeds 0 1 2 its three "
+                        "judges exactly)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="judge seeds (its split, initialisation "
                         "and data order): one line each; the spread between them is the judge's own")
     parser.add_argument("--threads", type=int, default=1)

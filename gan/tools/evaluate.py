@@ -175,10 +175,10 @@ def run_score(args: argparse.Namespace) -> int:
                              truncation=args.truncation, inception=args.inception,
                              memorization=not args.no_memorization, log=_log)
     if not args.no_c2st:
-        _log("C2ST: training a classifier to tell generated from real training images")
         settings = SATURATING_C2ST if args.c2st_judge == "saturating" else C2stSettings()
         if args.c2st_judges is not None:
             settings = dataclasses.replace(settings, judges=args.c2st_judges)
+        _log(f"C2ST: training {settings.judges} classifier(s) to tell generated from real training images")
         scores.c2st = c2st_of_generator(generator, train, per_class=args.c2st_per_class,
                                       truncation=args.truncation, settings=settings)
     if args.cas:
