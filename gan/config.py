@@ -138,6 +138,10 @@ class ModelConfig(JsonConfig):
     # level, but for that many of its brightest points (models.WhitePlateau). Empty: no plateau.
     white_plateau: list[float] = field(default_factory=list)
     white_peaks: list[float] = field(default_factory=list)
+    # Noise inputs at full resolution (models.NoiseInput): per-pixel noise, a fixed projection of z, added inside the
+    # generator's last block and after it with a learned strength per channel, starting at this value (0: none;
+    # the features it adds to have a standard deviation of about 1-2).
+    g_noise: float = 0.0
     # Normalisation of the discriminator's layers: "spectral" (SNGAN; the Lipschitz bound that hinge loss relies
     # on) or "none" (R3GAN: the gradient penalties alone keep it in check).
     d_norm: str = "spectral"
@@ -146,6 +150,8 @@ class ModelConfig(JsonConfig):
     d_histogram: bool = False
     # The discriminator also scores 5x5 patches at full resolution (models.PatchHead): texture apart from shape.
     d_patch: bool = False
+    # The discriminator also scores 7x7 patches with a wider head without spectral norm (models.TextureHead).
+    d_texture: bool = False
     # Share of each class in the training data (empty: uniform), for whoever draws "images like the data" (the API's
     # /model_info reports it; metrics draw their samples in the data's mix).
     class_frequencies: list[float] = field(default_factory=list)
@@ -181,6 +187,8 @@ class ModelConfig(JsonConfig):
                            "leave it unset")
         if not 0.0 <= self.white_dither <= 16.0:
             raise GanError(f"white_dither is a strength in grey levels in [0, 16], got {self.white_dither}")
+        if not 0.0 <= self.g_noise <= 4.0:
+            raise GanError(f"g_noise is a starting strength in [0, 4], got {self.g_noise}")
         if not 0.0 <= self.white_slope <= 16.0:
             raise GanError(f"white_slope is in grey levels per unit of pre-activation, in [0, 16], got "
                            f"{self.white_slope}")
@@ -297,6 +305,11 @@ class TrainConfig(JsonConfig):
                                         "training image's white plateau sits (MNIST: 0-4 grey levels) and how many "
                                         "pixels reach the brightest, and have the generator draw both per image "
                                         "from those shares", group=MODEL)
+    g_noise: float = option(0.0, "noise inputs at full resolution (StyleGAN's): the generator adds per-pixel noise, "
+                                 "a fixed projection of z, inside its last block and after it, with a learned "
+                                 "strength per channel starting here (0: none; 0.03 moves a Fashion-MNIST image by "
+                                 "~1.5 grey levels; a fine-tune from a model without them starts them here)",
+                            group=MODEL, low=0, high=4, open="[]")
     loss: str = option("hinge", "adversarial loss: hinge, non-saturating, or rpgan (R3GAN's relativistic pairing: "
                               "each real image must outscore a generated one of its class; use with "
                               "--gradient-penalty)", group=RECIPE, choices=LOSSES)
@@ -311,6 +324,9 @@ class TrainConfig(JsonConfig):
                                       "it (a fine-tune from a model without it starts the head at zero)", group=MODEL)
     d_patch: bool = option(False, "the discriminator also scores every 5x5 patch at full resolution, texture apart from "
                                   "shape (a fine-tune from a model without it starts the head at zero)", group=MODEL)
+    d_texture: bool = option(False, "the discriminator also scores every 7x7 patch at full resolution with a wider "
+                                    "head free of spectral norm, to see grain a few grey levels deep (a fine-tune "
+                                    "from a model without it starts the head at zero)", group=MODEL)
     batch_size: int = option(64, "real images per D step, per process", group=RECIPE, low=1)
     lr_g: float = option(0.0002, "generator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")
     lr_d: float = option(0.0002, "discriminator learning rate (Adam)", group=RECIPE, low=0, high=1, open="()")

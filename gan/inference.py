@@ -80,11 +80,14 @@ class FastBlock(nn.Module):
         self.conv2_bias = nn.Parameter(conv2_b, requires_grad=False)
         self.short_weight = nn.Parameter(short_w.contiguous(memory_format=torch.channels_last), requires_grad=False)
 
-    def forward(self, x: torch.Tensor, norm1: torch.Tensor, norm2: torch.Tensor) -> torch.Tensor:
-        """x (B, C_in, H, W) channels_last, overwritten; norm1/norm2 (B, 2C) per-image [scale | shift]
-        -> (B, C_out, 2H, 2W)."""
+    def forward(self, x: torch.Tensor, norm1: torch.Tensor, norm2: torch.Tensor,
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C_in, H, W) channels_last, overwritten; norm1/norm2 (B, 2C) per-image [scale | shift]; noise
+        (B, C_out, 2H, 2W) to add after the first convolution, if any -> (B, C_out, 2H, 2W)."""
         shortcut = F.conv2d(x, self.short_weight)  # (B, C_out, H, W): before upsampling, 4x fewer pixels
         h = F.conv_transpose2d(affine_relu_(x, norm1), self.up_weight, self.up_bias, stride=2, padding=1)
+        if noise is not None:
+            h = h.add_(noise)
         h = F.conv2d(affine_relu_(h, norm2), self.conv2_weight, self.conv2_bias, padding=1)
         h = h.contiguous(memory_format=torch.channels_last)  # a no-op where oneDNN already returned NHWC
         b, c, height, width = shortcut.shape
@@ -154,6 +157,9 @@ class InferenceGenerator(nn.Module):
         self.out_bias = nn.Parameter(out_conv.bias.clone(), requires_grad=False)
         self.dither = copy.deepcopy(generator.dither)
         self.plateau = copy.deepcopy(generator.plateau)
+        self.noise = copy.deepcopy(generator.noise)
+        # Noise added after the last block passes through out_norm, whose scale the block's weights now carry.
+        self.outer_noise_scale = nn.Parameter(out_norm[0].clone().view(1, -1, 1, 1), requires_grad=False)
         self.requires_grad_(False)
         self.eval()
 
@@ -161,8 +167,12 @@ class InferenceGenerator(nn.Module):
         y = class_weights(labels, self.model_config.num_classes, z.dtype)
         norms = torch.addmm(self.norm_offset, y, self.norm_matrix).split(self.norm_sizes, dim=1)
         h = self.stem(z).view(z.shape[0], self.start, self.start, -1).permute(0, 3, 1, 2)  # channels_last, no copy
+        inner, outer = (None, None) if self.noise is None else (noise(z) for noise in self.noise)
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            h = block(h, norms[2 * i], norms[2 * i + 1])
+            h = block(h, norms[2 * i], norms[2 * i + 1], inner if i == last else None)
+        if outer is not None:
+            h = h.add_(outer * self.outer_noise_scale)
         # The last block already applied out_norm's affine map; only its ReLU remains.
         pixels = conv3x3_by_taps(h.relu_(), self.out_taps, self.out_bias)
         return output_layer(pixels, self.model_config, *drawn_from_z(self.dither, self.plateau, z))

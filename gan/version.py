@@ -12,8 +12,10 @@ __version__ = "0.3.0"
 # and d_patch (a reader of 1.4 skips them: its generators load; a discriminator with either head does not), 1.6
 # white_dither (a reader of 1.5 skips it, and then a generator with the dither does not load), 1.7 white_slope (a
 # reader of 1.6 skips it with its warning and draws such a model's plateaus flat, a few grey levels off), 1.8
-# white_plateau and white_peaks (a reader of 1.7 skips them, and then a generator with a plateau does not load).
-CONFIG_FORMAT = "1.8"
+# white_plateau and white_peaks (a reader of 1.7 skips them, and then a generator with a plateau does not load), 1.9
+# g_noise and d_texture (a reader of 1.8 skips them, and then a generator with noise inputs or a discriminator with
+# the texture head does not load).
+CONFIG_FORMAT = "1.9"
 
 
 def add_version_flag(parser) -> None:

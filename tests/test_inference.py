@@ -57,6 +57,10 @@ CONFIGS = {
     "28px grey, white plateau": ModelConfig(num_classes=3, class_names=list("abc"), g_width=8, latent_dim=16,
                                             output_gain=1.1, white_gain=1.0, output_norm="max",
                                             white_plateau=[0.1, 0.3, 0.4, 0.2], white_peaks=[0.6, 0.3, 0.1]),
+    "28px grey, noise inputs": ModelConfig(num_classes=3, class_names=list("abc"), g_width=8, latent_dim=16,
+                                           output_gain=1.1, output_norm="max", g_noise=0.5),
+    "64px RGB, 4 blocks, noise inputs": ModelConfig(image_size=64, channels=3, num_classes=3, class_names=list("abc"),
+                                                    g_width=4, latent_dim=16, g_noise=1.0),
     "64px RGB, 4 blocks": ModelConfig(image_size=64, channels=3, num_classes=5, class_names=list("abcde"), g_width=4,
                                       latent_dim=32),
 }

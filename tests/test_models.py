@@ -10,7 +10,7 @@ from gan.errors import GanError
 from gan.model_files import save_model
 from gan.models import load_discriminator, load_generator
 from gan.models import HISTOGRAM_LEVELS, Discriminator, Generator, HistogramHead, pixel_histogram
-from gan.models import without_spectral_norm
+from gan.models import NOISE_GAIN, without_spectral_norm
 from gan.sampling import generate
 from gan.version import CONFIG_FORMAT
 
@@ -83,25 +83,57 @@ def test_pixel_histogram_counts_grey_levels_and_splits_those_between_bins():
 def test_a_discriminator_gains_its_heads_without_changing_its_scores(size, channels):
     config = ModelConfig(image_size=size, channels=channels, d_width=8, num_classes=4)
     plain = Discriminator(config).eval()
-    with_heads = Discriminator(ModelConfig(**{**config.to_dict(), "d_histogram": True, "d_patch": True})).eval()
+    heads = {"d_histogram": True, "d_patch": True, "d_texture": True}
+    with_heads = Discriminator(ModelConfig(**{**config.to_dict(), **heads})).eval()
     missing = with_heads.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert {key.split(".")[0] for key in missing} == {"histogram", "patch"}
+    assert {key.split(".")[0] for key in missing} == {"histogram", "patch", "texture"}
     images, labels = torch.rand(5, channels, size, size) * 2 - 1, torch.arange(5) % 4
     assert torch.equal(with_heads(images, labels), plain(images, labels))
-    readers = with_heads(images, labels, per_reader=True)  # the network, the histogram head, the patch head
-    assert readers.shape == (5, 3) and torch.equal(readers.sum(dim=1), plain(images, labels))
+    readers = with_heads(images, labels, per_reader=True)  # the network, the histogram, patch and texture heads
+    assert readers.shape == (5, 4) and torch.equal(readers.sum(dim=1), plain(images, labels))
 
 
 def test_the_heads_keep_the_parameter_order_that_saved_optimizer_states_index():
     """Adam's saved state is a list in parameter order: runs checkpointed with a patch head (its convolutions first,
     then the score) must resume, so refactors may not move the score's parameters ahead of the features'."""
-    config = ModelConfig(d_width=8, num_classes=4, d_histogram=True, d_patch=True)
+    config = ModelConfig(d_width=8, num_classes=4, d_histogram=True, d_patch=True, d_texture=True)
     names = [name for name, _ in Discriminator(config).named_parameters()]
-    heads = [name.split(".")[:2] for name in names if name.startswith(("histogram.", "patch."))]
-    assert [head for head, _ in heads] == ["histogram"] * 3 + ["patch"] * len(heads[3:])  # DISCRIMINATOR_HEADS order
+    heads = [name.split(".")[:2] for name in names if name.startswith(("histogram.", "patch.", "texture."))]
+    texture = [part for head, part in heads if head == "texture"]
+    assert [head for head, _ in heads] == (["histogram"] * 3 + ["patch"] * (len(heads) - 3 - len(texture))
+                                           + ["texture"] * len(texture))  # DISCRIMINATOR_HEADS order
     assert [part for _, part in heads[:3]] == ["linear", "linear", "embed"]
-    patch = [part for _, part in heads[3:]]
+    patch = [part for head, part in heads if head == "patch"]
     assert patch[-3:] == ["linear", "linear", "embed"] and set(patch[:-3]) == {"conv1", "conv2"}
+    assert texture[-3:] == ["linear", "linear", "embed"] and set(texture[:-3]) == {"convs"}
+
+
+def test_noise_inputs_draw_detail_from_the_seed_and_their_strengths_learn():
+    """StyleGAN's noise inputs at full resolution: a fixed function of z (a seed keeps its image, a truncation its
+    noise), silent at zero strength, and their strengths get a gradient; a model without them loads into one with."""
+    config = ModelConfig(num_classes=3, g_width=8, latent_dim=16, g_noise=0.5)
+    torch.manual_seed(0)
+    generator = Generator(config).eval()
+    plain = Generator(ModelConfig(**{**config.to_dict(), "g_noise": 0.0})).eval()
+    missing = generator.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert {key.split(".")[0] for key in missing} == {"noise"}
+    z, labels = torch.randn(6, 16), torch.arange(6) % 3
+    with torch.no_grad():
+        noisy, clean = generator(z, labels), plain(z, labels)
+        assert torch.equal(noisy, generator(z, labels)) and (noisy - clean).abs().mean() > 0.01
+        maps = generator.noise[0](z) / (generator.noise[0].strength * NOISE_GAIN).view(1, -1, 1, 1)
+        assert maps.std().item() == pytest.approx(1.0, abs=0.1)  # unit noise per pixel
+        assert torch.allclose(generator.noise[1](z), generator.noise[1](0.5 * z), atol=1e-6)
+        assert not torch.allclose(generator.noise[0](z)[:, :1], generator.noise[1](z)[:, :1])  # two maps
+        for noise in generator.noise:
+            noise.strength.zero_()
+        assert torch.allclose(generator(z, labels), clean, atol=1e-6)
+        for noise in generator.noise:
+            noise.strength.fill_(0.005)
+    generator.train()(z, labels).square().mean().backward()
+    assert all(noise.strength.grad.abs().sum() > 0 for noise in generator.noise)
+    with pytest.raises(GanError, match="g_noise"):
+        ModelConfig(num_classes=3, g_noise=-0.1)
 
 def test_the_histogram_head_learns_a_surplus_of_pure_whites_and_teaches_the_generator_to_drop_it():
     """Real digits hold a few 255s among 252-254s; fakes a plateau of 255s. Trained as the discriminator is (hinge,

@@ -402,16 +402,19 @@ def test_init_from_an_export_starts_a_new_run_from_its_weights(tiny_imagefolder,
     # A discriminator gains heads (at zero) and a generator its dither (at its strength) in a fine-tune; no run
     # drops them. The white end's norm and slope have no weights: they may change either way.
     head = run(python_command(*common, "--output-dir", str(tmp_path / "head"), "--max-steps", "1", "--d-histogram",
-                              "--d-patch", "--white-dither", "1.5", "--output-norm", "max", "--white-slope", "2",
-                              "--white-plateau", "--init-from", str(first)))
+                              "--d-patch", "--d-texture", "--white-dither", "1.5", "--output-norm", "max",
+                              "--white-slope", "2", "--white-plateau", "--g-noise", "0.03", "--init-from", str(first)))
     assert head.returncode == 0, head.stderr[-2000:]
     heads = load_discriminator(str(tmp_path / "head" / "export"))
-    assert heads.histogram is not None and heads.patch is not None
+    assert heads.histogram is not None and heads.patch is not None and heads.texture is not None
     sloped = load_generator(str(tmp_path / "head" / "export"))
     assert sloped.dither is not None and sloped.model_config.white_slope == 2.0
+    assert sloped.noise is not None and sloped.model_config.g_noise == 0.03
     shares = sloped.model_config.white_plateau, sloped.model_config.white_peaks  # measured on this run's data
     assert sloped.plateau is not None and all(abs(sum(each) - 1) < 1e-3 for each in shares)
-    for kept, part in (("--d-patch --white-dither 1.5", "discriminator"), ("--d-histogram --d-patch", "generator")):
+    for kept, part in (("--d-patch --d-texture --white-dither 1.5 --g-noise 0.03", "discriminator"),
+                       ("--d-histogram --d-patch --d-texture --g-noise 0.03", "generator"),
+                       ("--d-histogram --d-patch --d-texture --white-dither 1.5", "generator")):
         dropped = run(python_command(*common, "--output-dir", str(tmp_path / "dropped"), "--max-steps", "1",
                                      *kept.split(), "--init-from", str(tmp_path / "head" / "export")))
         assert f"its {part} architecture differs" in error_line(dropped)

@@ -47,8 +47,8 @@ def prepare_run_folder(out: Path, cfg: TrainConfig, accelerator: Accelerator) ->
 VALUES_BEFORE_THEIR_FLAGS = {"output_gain": 1.0}
 # Flags that define what a checkpoint holds; changing any other flag (max steps, logging...) still resumes.
 RUN_IDENTITY = ("dataset", "split", "image_size", "channels", "latent_dim", "g_width", "d_width", "output_gain",
-                "white_dither", "white_slope", "white_plateau", "d_norm", "d_histogram", "d_patch", "batch_size",
-                "seed")
+                "white_dither", "white_slope", "white_plateau", "g_noise", "d_norm", "d_histogram", "d_patch",
+                "d_texture", "batch_size", "seed")
 
 
 def _identity(key: str, value: object) -> object:
@@ -126,7 +126,7 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     exported_g, exported_d = load_generator(source), load_discriminator(source)
     if exported_d.model_config.d_norm == "spectral" and discriminator.model_config.d_norm == "none":
         exported_d = without_spectral_norm(exported_d)  # the same function, its normalised weights baked in
-    gained_parts = (*(f"{attribute}." for attribute in DISCRIMINATOR_HEADS.values()), "dither.", "plateau.")
+    gained_parts = (*(f"{attribute}." for attribute in DISCRIMINATOR_HEADS.values()), "dither.", "plateau.", "noise.")
     for name, mine, theirs in (("generator", generator, exported_g), ("discriminator", discriminator, exported_d)):
         if _as_this_run_would_build(name, theirs.model_config, mine.model_config) != mine.model_config:
             raise GanError(f"--init-from {source}: its {name} architecture differs from this run's "
@@ -171,10 +171,11 @@ def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) 
     if name == "generator":
         fields = {"d_norm": mine.d_norm, **{head: getattr(mine, head) for head in DISCRIMINATOR_HEADS},
                   "white_dither": mine.white_dither or theirs.white_dither,  # the learned strength is in the weights
+                  "g_noise": mine.g_noise or theirs.g_noise,  # as the dither's
                   "g_width": max(mine.g_width, theirs.g_width), "d_width": mine.d_width}
     else:
         fields = {head: True for head in DISCRIMINATOR_HEADS if getattr(mine, head) and not getattr(theirs, head)}
-        fields.update(white_dither=mine.white_dither, g_width=mine.g_width)
+        fields.update(white_dither=mine.white_dither, g_noise=mine.g_noise, g_width=mine.g_width)
     return replace(theirs, class_names=mine.class_names, output_gain=mine.output_gain, white_gain=mine.white_gain,
                    output_norm=mine.output_norm, white_slope=mine.white_slope, white_plateau=mine.white_plateau,
                    white_peaks=mine.white_peaks, **fields)

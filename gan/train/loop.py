@@ -231,9 +231,11 @@ def model_config_for(cfg: TrainConfig, data: ImageData) -> ModelConfig:
         white_slope=cfg.white_slope,
         white_plateau=plateau,
         white_peaks=peaks,
+        g_noise=cfg.g_noise,
         d_norm=cfg.d_norm,
         d_histogram=cfg.d_histogram,
         d_patch=cfg.d_patch,
+        d_texture=cfg.d_texture,
         class_frequencies=class_shares(data.labels, len(data.class_names)),
     )
 
