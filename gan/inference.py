@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import ConditionalBatchNorm2d, Generator, class_weights, drawn_from_z, output_layer
+from .models import ConditionalBatchNorm2d, Generator, class_weights, drawn_from_z, noise_from_z, output_layer
 
 # Upsampling by 2 (nearest) then a 3-tap filter w equals a stride-2 transposed filter of 4 taps: row k of this matrix
 # says which taps of w add up to tap k (derived in `upsampled_conv_kernel`).
@@ -167,7 +167,7 @@ class InferenceGenerator(nn.Module):
         y = class_weights(labels, self.model_config.num_classes, z.dtype)
         norms = torch.addmm(self.norm_offset, y, self.norm_matrix).split(self.norm_sizes, dim=1)
         h = self.stem(z).view(z.shape[0], self.start, self.start, -1).permute(0, 3, 1, 2)  # channels_last, no copy
-        inner, outer = (None, None) if self.noise is None else (noise(z) for noise in self.noise)
+        inner, outer = noise_from_z(self.noise, z)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             h = block(h, norms[2 * i], norms[2 * i + 1], inner if i == last else None)

@@ -93,7 +93,7 @@ class Generator(nn.Module, HubModelMixin):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         y = class_weights(labels, self.model_config.num_classes, z.dtype)  # (B, K)
         h = self.stem(z).view(z.shape[0], -1, self.start, self.start)  # (B, C0, s, s)
-        inner, outer = (None, None) if self.noise is None else (noise(z) for noise in self.noise)
+        inner, outer = noise_from_z(self.noise, z)
         for i, block in enumerate(self.blocks):
             h = block(h, y, inner if i == len(self.blocks) - 1 else None)  # resolution doubles each block
         h = h if outer is None else h + outer
@@ -114,6 +114,23 @@ def drawn_from_z(dither: "WhiteDither | None", plateau: "WhitePlateau | None", z
     return (None if dither is None else dither(z)), (None if plateau is None else plateau(z))
 
 
+def noise_from_z(noise: "nn.ModuleList | None", z: torch.Tensor
+                 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The noise inputs' maps for a batch's z: (inside the last block, after it), both None without noise inputs."""
+    return (None, None) if noise is None else (noise[0](z), noise[1](z))
+
+
+def fixed_basis(config: ModelConfig, seed: int) -> torch.Tensor:
+    """A fixed projection (latent_dim, H * W) of z to one noise value a pixel, drawn from its own seed; a module
+    saves it as a buffer with the weights: no RNG's stream is trusted to stay the same."""
+    return torch.randn(config.latent_dim, config.image_size ** 2, generator=torch.Generator().manual_seed(seed))
+
+
+def noise_map(z: torch.Tensor, basis: torch.Tensor, side: int) -> torch.Tensor:
+    """One N(0, 1) value a pixel (B, 1, side, side), a function of z's direction alone (unit variance for any |z|)."""
+    return (F.normalize(z, dim=1) @ basis.to(z.dtype)).view(z.shape[0], 1, side, side)
+
+
 # Seeds of the noise inputs' fixed projections (WhiteDither's is 0, WhitePlateau's 1).
 NOISE_SEEDS = (2, 3)
 # Adam moves a weight by about lr a step: the gain lets a noise strength move by ~0.005 a step at a fine-tune's
@@ -129,19 +146,18 @@ class NoiseInput(nn.Module):
     whose only source of detail is z upsampled from 7x7 draws its texture from the same features everywhere.
     The noise map is a fixed projection of the normalised z (as WhiteDither's), so a seed keeps its image, a
     truncation leaves the noise as it is, and interpolations do not flicker. Strengths start at config.g_noise
-    (not zero: at zero the strength's gradient averages to nothing over the noise, WhiteDither's lesson)."""
+    (not zero: at zero the strength's gradient averages to nothing over the noise, WhiteDither's lesson). Measured on
+    Fashion-MNIST, the discriminator drove them from 0.03 to ~0.004 in 9,000 steps and the C2ST did not move."""
 
     def __init__(self, config: ModelConfig, channels: int, seed: int):
         super().__init__()
         self.side = config.image_size
         self.strength = nn.Parameter(torch.full((channels,), config.g_noise / NOISE_GAIN))
-        basis = torch.randn(config.latent_dim, config.image_size ** 2, generator=torch.Generator().manual_seed(seed))
-        self.register_buffer("basis", basis)  # saved with the weights: no RNG's stream is trusted to stay the same
+        self.register_buffer("basis", fixed_basis(config, seed))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """The noise (B, C, H, W) to add: one N(0, 1) map per image, times each channel's strength."""
-        noise = (F.normalize(z, dim=1) @ self.basis.to(z.dtype)).view(z.shape[0], 1, self.side, self.side)
-        return noise * (NOISE_GAIN * self.strength).view(1, -1, 1, 1).to(z.dtype)
+        return noise_map(z, self.basis, self.side) * (NOISE_GAIN * self.strength).view(1, -1, 1, 1).to(z.dtype)
 
 
 class WhiteDither(nn.Module):
@@ -159,12 +175,10 @@ class WhiteDither(nn.Module):
         super().__init__()
         self.side = config.image_size
         self.strength = nn.Parameter(torch.full((config.channels,), config.white_dither / 127.5))
-        basis = torch.randn(config.latent_dim, config.image_size ** 2, generator=torch.Generator().manual_seed(0))
-        self.register_buffer("basis", basis)  # saved with the weights: no RNG's stream is trusted to stay the same
+        self.register_buffer("basis", fixed_basis(config, seed=0))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        noise = (F.normalize(z, dim=1) @ self.basis).view(z.shape[0], 1, self.side, self.side)  # N(0, 1) a pixel
-        return noise * self.strength.view(1, -1, 1, 1)  # (B, C, H, W)
+        return noise_map(z, self.basis, self.side) * self.strength.view(1, -1, 1, 1)  # (B, C, H, W)
 
 
 class WhitePlateau(nn.Module):
@@ -349,7 +363,8 @@ class TextureHead(ZeroStartHead):
     shipped Fashion-MNIST model's fakes from real images at an AUC of only 0.55, while a plain classifier trained to
     saturation tells them apart 81% of the time by their grain (BENCHMARKS.md): the Lipschitz bound keeps it from
     magnifying a difference of a few grey levels. Its own hinge loss (gan/train/steps.py) stops pushing once its
-    margins are met, which bounds its scores without a norm."""
+    margins are met, which bounds its scores without a norm. Measured on Fashion-MNIST it reads the fakes no better
+    than the patch head (AUC 0.57-0.59; the network 0.89-0.92) and a fine-tune with it left the C2ST where it was."""
 
     def __init__(self, channels: int, num_classes: int, width: int):
         super().__init__()
