@@ -139,25 +139,50 @@ def start_from_export(source: str, generator, discriminator, ema: EMA) -> None:
     ema.model.load_state_dict(generator.state_dict())
 
 
-def widened(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A narrower generator's weights (`narrow`) in a wider one's shapes (`wide`: its fresh start), drawing the same
-    images (Net2Net's function-preserving widening, Chen et al. 2016): each tensor's leading slice is the narrow one;
-    the channels it gains keep their fresh weights into them (dimension 0) and get zero weights out of them (any
-    later dimension of a weight: conv inputs), so no old channel sees them until training grows those weights from
-    zero. Channel-major layouts make this hold for every layer of `Generator` (the stem's rows are (C, s, s), a
-    conditional norm's gains (C, K)); running statistics of new channels keep their fresh (0, 1)."""
+# How unevenly a widened layer's copies of a channel share its weights out (Net2Net's noise): enough that each copy
+# gets gradients of its own and the copies grow apart, small beside the even share of 1/copies.
+SPLIT_NOISE = 0.05
+
+
+def widened(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor], *, seed: int = 0
+            ) -> dict[str, torch.Tensor]:
+    """A narrower generator's weights (`narrow`) in a wider one's shapes (`wide`), drawing the same images: Net2Net's
+    function-preserving widening (WiderNet, Chen et al. 2016). Each channel a layer gains is a copy of an old one
+    (channel j of a grown dimension copies channel j mod the old count), with its weights in, norm gains and
+    running statistics, so its activations equal the original's; the weights out of a channel (any grown dimension
+    of a weight but the first) are shared among its copies, each a share of about 1/copies with a little noise
+    (`SPLIT_NOISE`), the shares summing to exactly 1. So the next layer sees the same sum, and every copy is in use
+    and learns on its own from the first step (copies whose weights out were zero would get no gradient into them
+    at a fine-tune's learning rate). Channel-major layouts make this hold for every layer of `Generator` (the stem's
+    rows are (C, s, s), a conditional norm's gains (C, K))."""
+    rng = torch.Generator().manual_seed(seed)
     out = {}
     for key, value in narrow.items():
         target = wide.get(key)
         if target is None or target.shape == value.shape:
             out[key] = value
             continue
-        grown = target.clone()
-        for dim in range(1, grown.dim()):  # weights: what flows out of the new input channels starts at zero
-            grown.narrow(dim, value.shape[dim], grown.shape[dim] - value.shape[dim]).zero_()
-        grown[tuple(slice(0, n) for n in value.shape)] = value
-        out[key] = grown
+        grown = value
+        for dim, (old, new) in enumerate(zip(value.shape, target.shape)):
+            if new == old:
+                continue
+            source = torch.arange(new) % old  # the old channel each new one copies
+            grown = grown.index_select(dim, source)
+            if dim > 0:  # weights out of the copied channels: split among the copies
+                grown = grown * _split_shares(source, old, grown.shape, dim, rng)
+        out[key] = grown.to(value.dtype)
     return out
+
+
+def _split_shares(source: torch.Tensor, old: int, shape: torch.Size, dim: int, rng: torch.Generator) -> torch.Tensor:
+    """Each weight's share (`shape`) of the old weight it copies along `dim` (new index j copies old index
+    source[j]): 1/copies plus noise whose mean over each old index's copies is zero, so the shares sum to 1."""
+    view = [1] * len(shape)
+    view[dim] = -1
+    copies = torch.bincount(source, minlength=old)[source].to(torch.float64).view(view)
+    noise = SPLIT_NOISE * torch.randn(shape, generator=rng, dtype=torch.float64) / copies
+    grouped = torch.zeros(*shape[:dim], old, *shape[dim + 1:], dtype=torch.float64).index_add_(dim, source, noise)
+    return 1.0 / copies + noise - grouped.index_select(dim, source) / copies
 
 
 def _as_this_run_would_build(name: str, theirs: ModelConfig, mine: ModelConfig) -> ModelConfig:
