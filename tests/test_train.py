@@ -452,7 +452,8 @@ def test_widened_generator_draws_the_same_images_and_its_new_channels_learn_apar
     # gradients of their own: the copies learn apart (weights out of a copy left at zero would pass none into it).
     old = narrow.out_conv.weight.shape[1]
     shares = wide.out_conv.weight.detach() / torch.cat([narrow.out_conv.weight.detach()] * 2, dim=1)
-    assert (shares[:, :old] + shares[:, old:] - 1).abs().max() < 1e-5 and (shares[:, :old] - shares[:, old:]).std() > 0.2
+    assert (shares[:, :old] + shares[:, old:] - 1).abs().max() < 1e-5
+    assert (shares[:, :old] - shares[:, old:]).std() > 0.2
     wide(z, labels).square().mean().backward()
     grad_in = wide.blocks[-1].conv2.weight.grad  # into each channel of the last block, and into its copy
     assert grad_in[old:].abs().max() > 0 and not torch.allclose(grad_in[:old], grad_in[old:])
