@@ -154,8 +154,8 @@ def widened(narrow: dict[str, torch.Tensor], wide: dict[str, torch.Tensor]) -> d
     of a weight but the first) are shared among its copies, each a share of about 1/copies with noise
     (`SPLIT_NOISE`, from a fixed seed), the shares summing to exactly 1. So the next layer sees the same sum, and
     every copy is in use and learns on its own from the first step (copies whose weights out were zero would get no
-    gradient into them at a fine-tune's learning rate). Channel-major layouts make this hold for every layer of `Generator` (the stem's
-    rows are (C, s, s), a conditional norm's gains (C, K))."""
+    gradient into them at a fine-tune's learning rate). Channel-major layouts make this hold for every layer of
+    `Generator` (the stem's rows are (C, s, s), a conditional norm's gains (C, K))."""
     rng = torch.Generator().manual_seed(0)
     out = {}
     for key, value in narrow.items():
